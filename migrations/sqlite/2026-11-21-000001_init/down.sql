@@ -1,0 +1,4 @@
+DROP TABLE token_blacklist;
+DROP TABLE attendances;
+DROP TABLE events;
+DROP TABLE users;

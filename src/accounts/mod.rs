@@ -1,0 +1,9 @@
+//! Users, passwords, tokens and the identity extractors.
+
+pub mod extract;
+pub mod passwords;
+pub mod routes;
+pub mod store;
+pub mod throttle;
+pub mod tokens;
+pub mod types;

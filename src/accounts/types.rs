@@ -1,0 +1,88 @@
+//! Users as stored and as shown.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::users;
+
+/// A row of `users`. Never serialized: it carries the password hash.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub is_staff: bool,
+    pub is_active: bool,
+    pub date_joined: NaiveDateTime,
+}
+
+/// A new user, hash already computed.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub is_staff: bool,
+    pub is_active: bool,
+    pub date_joined: NaiveDateTime,
+}
+
+/// The columns an embedded user needs: no hash leaves the database for these.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRef {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+}
+
+/// A user embedded in another object: `{id, username}`, plus `email` when the viewer may
+/// see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserOut {
+    pub id: i64,
+    pub username: String,
+    /// Shown to the user, to staff, and to an event's organizer for its attendees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl UserRef {
+    pub fn show(self, with_email: bool) -> UserOut {
+        UserOut {
+            id: self.id,
+            username: self.username,
+            email: with_email.then_some(self.email),
+        }
+    }
+}
+
+/// The caller's own account, as `GET /api/users/me/` and registration return it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub is_staff: bool,
+    #[schema(format = DateTime)]
+    pub date_joined: String,
+}
+
+impl From<&User> for Me {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username.clone(),
+            email: u.email.clone(),
+            is_staff: u.is_staff,
+            date_joined: u
+                .date_joined
+                .and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The tables, written by hand: `diesel print-schema` differs per backend, and both
+//! migration trees are kept to this one shape (UUIDs as text, naive UTC timestamps).
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        email -> Text,
+        password -> Text,
+        is_staff -> Bool,
+        is_active -> Bool,
+        date_joined -> Timestamp,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Text,
+        name -> Text,
+        date -> Date,
+        organizer_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    attendances (id) {
+        id -> BigInt,
+        event_id -> Text,
+        user_id -> BigInt,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    token_blacklist (jti) {
+        jti -> Text,
+        user_id -> Nullable<BigInt>,
+        expires_at -> Timestamp,
+        blacklisted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        recipient -> Text,
+        subject -> Text,
+        body -> Text,
+        message_id -> Text,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        sent_at -> Nullable<Timestamp>,
+        failed_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(events -> users (organizer_id));
+diesel::joinable!(attendances -> events (event_id));
+diesel::joinable!(attendances -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, events, attendances, token_blacklist, outbox);

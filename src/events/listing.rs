@@ -1,0 +1,288 @@
+//! `GET /api/events/` parameters: filters, ordering and limit/offset paging, each checked
+//! and reported by name, and the `Link` header that carries the paging.
+
+use chrono::NaiveDate;
+use serde_json::json;
+
+use crate::error::{ApiError, FieldErrors};
+use crate::validation::parse_date;
+
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 1000;
+const MAX_SEARCH_CHARS: usize = 200;
+const MAX_SEARCH_TERMS: usize = 10;
+
+/// A sort key a client may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Date,
+    Name,
+}
+
+/// One `ordering` term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+/// The parsed parameters of a list request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Every term must occur in the name, case-insensitively.
+    pub search: Vec<String>,
+    pub organizer: Option<i64>,
+    pub date_after: Option<NaiveDate>,
+    pub date_before: Option<NaiveDate>,
+    /// Empty means the default: date, then id.
+    pub ordering: Vec<Sort>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// DRF's `search_smart_split`: terms split on whitespace and commas; a double-quoted
+/// phrase stays one term.
+pub fn split_search(raw: &str) -> Vec<String> {
+    let mut terms = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in raw.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+            }
+            c if !quoted && (c.is_whitespace() || c == ',') => {
+                if !current.is_empty() {
+                    terms.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        terms.push(current);
+    }
+    terms
+}
+
+fn error(errors: &mut FieldErrors, param: &str, message: String) {
+    errors.insert(param.to_string(), json!([message]));
+}
+
+fn integer(errors: &mut FieldErrors, param: &str, raw: &str, min: i64) -> Option<i64> {
+    match raw.trim().parse::<i64>() {
+        Ok(n) if n >= min => Some(n),
+        Ok(_) => {
+            error(
+                errors,
+                param,
+                format!("Ensure this value is greater than or equal to {min}."),
+            );
+            None
+        }
+        Err(_) => {
+            error(errors, param, "A valid integer is required.".into());
+            None
+        }
+    }
+}
+
+impl ListQuery {
+    /// Parses the query string; the last value of a repeated parameter wins, as in Django.
+    /// Unknown parameters are ignored; every bad one is named in a single 400.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let mut errors = FieldErrors::new();
+        let mut query = Self {
+            search: Vec::new(),
+            organizer: None,
+            date_after: None,
+            date_before: None,
+            ordering: Vec::new(),
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        };
+        if let Some(raw) = get("search") {
+            if raw.contains('\0') {
+                // PostgreSQL text cannot hold NUL; no name contains one.
+                error(
+                    &mut errors,
+                    "search",
+                    "Null characters are not allowed.".into(),
+                );
+            } else if raw.chars().count() > MAX_SEARCH_CHARS {
+                error(
+                    &mut errors,
+                    "search",
+                    format!("Ensure this value has at most {MAX_SEARCH_CHARS} characters."),
+                );
+            } else {
+                query.search = split_search(raw);
+                if query.search.len() > MAX_SEARCH_TERMS {
+                    error(
+                        &mut errors,
+                        "search",
+                        format!("Use at most {MAX_SEARCH_TERMS} search terms."),
+                    );
+                }
+            }
+        }
+        if let Some(raw) = get("organizer").filter(|r| !r.is_empty()) {
+            match raw.trim().parse::<i64>() {
+                Ok(id) => query.organizer = Some(id),
+                Err(_) => error(&mut errors, "organizer", "Enter a number.".into()),
+            }
+        }
+        for (param, slot) in [
+            ("date_after", &mut query.date_after),
+            ("date_before", &mut query.date_before),
+        ] {
+            if let Some(raw) = get(param).filter(|r| !r.is_empty()) {
+                match parse_date(raw.trim()) {
+                    Some(d) => *slot = Some(d),
+                    None => error(&mut errors, param, "Enter a valid date.".into()),
+                }
+            }
+        }
+        if let Some(raw) = get("ordering").filter(|r| !r.is_empty()) {
+            for term in raw.split(',').map(str::trim) {
+                let (descending, name) = match term.strip_prefix('-') {
+                    Some(rest) => (true, rest),
+                    None => (false, term),
+                };
+                let key = match name {
+                    "date" => SortKey::Date,
+                    "name" => SortKey::Name,
+                    _ => {
+                        error(
+                            &mut errors,
+                            "ordering",
+                            format!(
+                                "Select a valid choice. {term:?} is not one of date, -date, name, -name."
+                            ),
+                        );
+                        break;
+                    }
+                };
+                if !query.ordering.iter().any(|s| s.key == key) {
+                    query.ordering.push(Sort { key, descending });
+                }
+            }
+        }
+        if let Some(raw) = get("limit")
+            && let Some(n) = integer(&mut errors, "limit", raw, 1)
+        {
+            // Larger pages are capped, as DRF caps at max_limit.
+            query.limit = n.min(MAX_LIMIT);
+        }
+        if let Some(raw) = get("offset")
+            && let Some(n) = integer(&mut errors, "offset", raw, 0)
+        {
+            query.offset = n;
+        }
+        if errors.is_empty() {
+            Ok(query)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// The RFC 8288 `Link` header for a page: `next` while rows remain, `prev` past the first.
+/// Other parameters are kept as the client sent them.
+pub fn link_header(
+    base_url: &str,
+    pairs: &[(String, String)],
+    query: &ListQuery,
+    total: i64,
+) -> Option<String> {
+    let page_url = |offset: i64| {
+        let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs.iter().filter(|(k, _)| k != "limit" && k != "offset") {
+            serializer.append_pair(k, v);
+        }
+        serializer.append_pair("limit", &query.limit.to_string());
+        if offset > 0 {
+            serializer.append_pair("offset", &offset.to_string());
+        }
+        format!("{base_url}?{}", serializer.finish())
+    };
+    let mut links = Vec::new();
+    if query.offset.saturating_add(query.limit) < total {
+        links.push(format!(
+            "<{}>; rel=\"next\"",
+            page_url(query.offset + query.limit)
+        ));
+    }
+    if query.offset > 0 {
+        let prev = (query.offset - query.limit).max(0).min(total.max(0));
+        links.push(format!("<{}>; rel=\"prev\"", page_url(prev)));
+    }
+    (!links.is_empty()).then(|| links.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &str) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn search_splits_like_drf() {
+        assert_eq!(split_search("rust, meetup"), vec!["rust", "meetup"]);
+        assert_eq!(
+            split_search("\"rust meetup\" berlin"),
+            vec!["rust meetup", "berlin"]
+        );
+        assert!(split_search("  ,, ").is_empty());
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named() {
+        let Err(ApiError::Validation(errors)) = ListQuery::parse(&pairs(
+            "limit=x&offset=-1&ordering=size&date_after=2026-13-01&organizer=me",
+        )) else {
+            panic!("expected errors")
+        };
+        for name in ["limit", "offset", "ordering", "date_after", "organizer"] {
+            assert!(errors.contains_key(name), "{name} missing from {errors:?}");
+        }
+    }
+
+    #[test]
+    fn nul_in_search_is_refused() {
+        assert!(ListQuery::parse(&pairs("search=a%00b")).is_err());
+    }
+
+    #[test]
+    fn limit_is_capped_and_defaults() {
+        assert_eq!(
+            ListQuery::parse(&pairs("limit=5000")).unwrap().limit,
+            MAX_LIMIT
+        );
+        assert_eq!(ListQuery::parse(&pairs("")).unwrap().limit, DEFAULT_LIMIT);
+        assert!(ListQuery::parse(&pairs("limit=0")).is_err());
+    }
+
+    #[test]
+    fn links_point_both_ways() {
+        let p = pairs("search=x&limit=10&offset=10");
+        let q = ListQuery::parse(&p).unwrap();
+        let link = link_header("http://h/api/events/", &p, &q, 25).unwrap();
+        assert!(link.contains("<http://h/api/events/?search=x&limit=10&offset=20>; rel=\"next\""));
+        assert!(link.contains("<http://h/api/events/?search=x&limit=10>; rel=\"prev\""));
+        let last = ListQuery::parse(&pairs("limit=10&offset=20")).unwrap();
+        let link = link_header("http://h/api/events/", &[], &last, 25).unwrap();
+        assert!(!link.contains("next"));
+    }
+}

@@ -1,0 +1,412 @@
+//! The events API the Django clients use: list, create, detail, update, delete, and
+//! `change_attendee_status`.
+
+use actix_web::http::{Method, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde_json::json;
+
+use super::listing::{self, ListQuery};
+use super::permissions::can_edit;
+use super::store;
+use super::types::{
+    AttendanceOut, EventChanges, EventDetail, EventRow, NewAttendance, NewEvent, STATUSES, Viewer,
+};
+use crate::accounts::extract::{AuthUser, MaybeUser};
+use crate::db;
+use crate::error::ApiError;
+use crate::http::{JsonBody, query_pairs, resource};
+use crate::mail::{message, outbox};
+use crate::startup::AppState;
+use crate::validation::{Input, Text};
+
+const NAME_MAX: usize = 100;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/events/", &[Method::GET, Method::POST])
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        resource(
+            "/api/events/{id}/",
+            &[Method::GET, Method::PUT, Method::PATCH, Method::DELETE],
+        )
+        .route(web::get().to(detail))
+        .route(web::put().to(put))
+        .route(web::patch().to(patch))
+        .route(web::delete().to(delete)),
+    )
+    .service(
+        resource("/api/events/{id}/change_attendee_status/", &[Method::POST])
+            .route(web::post().to(change_attendee_status)),
+    );
+}
+
+/// A malformed id is as unknown as a missing one: 404, as Django answers.
+fn event_id(raw: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(raw)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ApiError::NotFound)
+}
+
+/// The list URL as the client reached it, for `Link` headers.
+fn base_url(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}{}", info.scheme(), info.host(), req.path())
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/events/",
+    tag = "events",
+    summary = "List events, a page at a time.",
+    security((), ("bearer" = [])),
+    params(
+        ("search" = Option<String>, Query, description = "Terms split on spaces and commas; each must occur in the name, case-insensitively"),
+        ("organizer" = Option<i64>, Query, description = "Organizer's user id"),
+        ("date_after" = Option<chrono::NaiveDate>, Query, description = "On or after this date"),
+        ("date_before" = Option<chrono::NaiveDate>, Query, description = "On or before this date"),
+        ("ordering" = Option<String>, Query, pattern = r"^-?(date|name)(,-?(date|name))*$", description = "Comma-separated: date, -date, name, -name (default: date, then id)"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 100, capped at 1000"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Rows to skip"),
+    ),
+    responses(
+        (status = 200, description = "A page of events; the paging is in the headers", body = Vec<crate::events::types::EventOut>, headers(("X-Total-Count" = i64, description = "Events matching, over all pages"), ("Link" = String, description = "RFC 8288 links: next, prev"))),
+        (status = 400, description = "A malformed parameter, named", body = crate::openapi::FieldErrors),
+        crate::openapi::Unauthorized,
+        crate::openapi::Unavailable,
+    )
+)]
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    viewer: MaybeUser,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = query_pairs(&req);
+    let query = ListQuery::parse(&pairs)?;
+    let viewer = Viewer::of(viewer.0.as_ref());
+    let q = query.clone();
+    let (rows, total) = db::run(&state.pool, move |conn| Ok(store::list(conn, &q)?)).await?;
+    let body: Vec<_> = rows
+        .into_iter()
+        .map(|(event, organizer)| event.show(organizer, viewer))
+        .collect();
+    let mut response = HttpResponse::Ok();
+    response.insert_header(("X-Total-Count", total.to_string()));
+    if let Some(link) = listing::link_header(&base_url(&req), &pairs, &query, total) {
+        response.insert_header((header::LINK, link));
+    }
+    Ok(response.json(body))
+}
+
+/// `name` and `date`, both required (create, PUT) or each optional (PATCH).
+fn read_event(input: &mut Input, partial: bool) -> EventChanges {
+    let name_rules = if partial {
+        Text::optional(NAME_MAX)
+    } else {
+        Text::required(NAME_MAX)
+    };
+    EventChanges {
+        name: input.text("name", name_rules),
+        date: input.date("date", !partial),
+        updated_at: Some(Utc::now().naive_utc()),
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/events/",
+    tag = "events",
+    summary = "Create an event; the caller is its organizer and is mailed.",
+    security(("bearer" = [])),
+    request_body = crate::openapi::EventWrite,
+    responses(
+        (status = 201, description = "Created", body = crate::events::types::EventOut),
+        crate::openapi::Unauthorized,
+        crate::openapi::BodyErrors,
+    )
+)]
+pub(crate) async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let mut input = Input::new(body.0)?;
+    let fields = read_event(&mut input, false);
+    input.finish()?;
+    let (Some(name), Some(date)) = (fields.name, fields.date) else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "validated event fields missing"
+        )));
+    };
+    let organizer = user.0;
+    let now = Utc::now().naive_utc();
+    let row = EventRow {
+        id: uuid::Uuid::new_v4().hyphenated().to_string(),
+        name,
+        date,
+        organizer_id: Some(organizer.id),
+        created_at: now,
+        updated_at: now,
+    };
+    let stored = row.clone();
+    // The organizer's mail is written in the same transaction as the event: both or neither.
+    let mail = message::event_created(&organizer.email, &row.name, row.date, &row.id);
+    db::run(&state.pool, move |conn| {
+        db::write_tx(conn, |conn| {
+            store::insert(
+                conn,
+                &NewEvent {
+                    id: &stored.id,
+                    name: &stored.name,
+                    date: stored.date,
+                    organizer_id: stored.organizer_id,
+                    created_at: stored.created_at,
+                    updated_at: stored.updated_at,
+                },
+            )?;
+            outbox::enqueue(conn, &mail)?;
+            Ok::<_, ApiError>(())
+        })
+    })
+    .await?;
+    state.mail_wake.notify_one();
+    tracing::info!(event_id = %row.id, organizer_id = organizer.id, "event created");
+    let viewer = Viewer::of(Some(&organizer));
+    let organizer_ref = crate::accounts::types::UserRef {
+        id: organizer.id,
+        username: organizer.username.clone(),
+        email: organizer.email.clone(),
+    };
+    Ok(HttpResponse::Created().json(row.show(Some(organizer_ref), viewer)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/events/{id}/",
+    tag = "events",
+    summary = "An event with its attendances.",
+    security((), ("bearer" = [])),
+    params(("id" = String, Path, description = "The event's UUID")),
+    responses(
+        (status = 200, description = "The event", body = crate::events::types::EventDetail),
+        crate::openapi::Unauthorized,
+        crate::openapi::EventNotFound,
+        crate::openapi::Unavailable,
+    )
+)]
+pub(crate) async fn detail(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    viewer: MaybeUser,
+) -> Result<HttpResponse, ApiError> {
+    let id = event_id(&path)?;
+    let viewer = Viewer::of(viewer.0.as_ref());
+    let (event, organizer, attendances) = db::run(&state.pool, move |conn| {
+        let (event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+        let attendances = store::attendances_of(conn, &id)?;
+        Ok((event, organizer, attendances))
+    })
+    .await?;
+    let organizer_id = event.organizer_id;
+    let attendances = attendances
+        .into_iter()
+        .map(|(status, user)| {
+            let visible = viewer.sees_email_of(user.id, organizer_id);
+            AttendanceOut {
+                user: user.show(visible),
+                status,
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(EventDetail {
+        event: event.show(organizer, viewer),
+        attendances,
+    }))
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/events/{id}/",
+    tag = "events",
+    summary = "Replace an event's name and date (organizer or staff).",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The event's UUID")), request_body = crate::openapi::EventWrite,
+    responses(
+        (status = 200, description = "Updated", body = crate::events::types::EventOut),
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::EventNotFound,
+        crate::openapi::BodyErrors,
+    )
+)]
+pub(crate) async fn put(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: AuthUser,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    update(state, path, user, body, false).await
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/events/{id}/",
+    tag = "events",
+    summary = "Change some of an event's fields (organizer or staff).",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The event's UUID")), request_body = crate::openapi::EventPatch,
+    responses(
+        (status = 200, description = "Updated", body = crate::events::types::EventOut),
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::EventNotFound,
+        crate::openapi::BodyErrors,
+    )
+)]
+pub(crate) async fn patch(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: AuthUser,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    update(state, path, user, body, true).await
+}
+
+/// PUT and PATCH. As in DRF, a missing event (404) and a refused caller (403) are
+/// reported before any problem with the body (400).
+async fn update(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: AuthUser,
+    body: JsonBody,
+    partial: bool,
+) -> Result<HttpResponse, ApiError> {
+    let id = event_id(&path)?;
+    let user = user.0;
+    let validated = Input::new(body.0).and_then(|mut input| {
+        let changes = read_event(&mut input, partial);
+        input.finish().map(|()| changes)
+    });
+    let caller = user.clone();
+    let (event, organizer) = db::run(&state.pool, move |conn| {
+        db::write_tx(conn, |conn| {
+            let (mut event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+            if !can_edit(&caller, event.organizer_id) {
+                return Err(ApiError::PermissionDenied);
+            }
+            let changes = validated?;
+            store::update(conn, &id, &changes)?;
+            if let Some(name) = changes.name {
+                event.name = name;
+            }
+            if let Some(date) = changes.date {
+                event.date = date;
+            }
+            if let Some(at) = changes.updated_at {
+                event.updated_at = at;
+            }
+            Ok((event, organizer))
+        })
+    })
+    .await?;
+    tracing::info!(event_id = %event.id, user_id = user.id, "event updated");
+    Ok(HttpResponse::Ok().json(event.show(organizer, Viewer::of(Some(&user)))))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/events/{id}/",
+    tag = "events",
+    summary = "Delete an event and its attendances (organizer or staff).",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The event's UUID")),
+    responses(
+        (status = 204, description = "Deleted"),
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::EventNotFound,
+        crate::openapi::Unavailable,
+    )
+)]
+pub(crate) async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let id = event_id(&path)?;
+    let user = user.0;
+    let caller = user.clone();
+    let deleted_id = id.clone();
+    db::run(&state.pool, move |conn| {
+        db::write_tx(conn, |conn| {
+            let (event, _) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+            if !can_edit(&caller, event.organizer_id) {
+                return Err(ApiError::PermissionDenied);
+            }
+            store::delete(conn, &id)?;
+            Ok(())
+        })
+    })
+    .await?;
+    tracing::info!(event_id = %deleted_id, user_id = user.id, "event deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/events/{id}/change_attendee_status/",
+    tag = "events",
+    summary = "Set the caller's answer for an event.",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The event's UUID")), request_body = crate::openapi::AttendanceRequest,
+    responses(
+        (status = 200, description = "The answer as stored", body = crate::openapi::AttendanceAnswer),
+        crate::openapi::Unauthorized,
+        crate::openapi::EventNotFound,
+        crate::openapi::BodyErrors,
+    )
+)]
+pub(crate) async fn change_attendee_status(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: AuthUser,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let id = event_id(&path)?;
+    let user = user.0;
+    let validated = Input::new(body.0).and_then(|mut input| {
+        let status = input.choice("status", &STATUSES);
+        input.finish().map(|()| status.unwrap_or(STATUSES[0]))
+    });
+    let user_id = user.id;
+    let status = match validated {
+        Ok(status) => status,
+        Err(e) => {
+            // An unknown event is a 404 before any problem with the body, as in DRF.
+            let check = id.clone();
+            let exists = db::run(&state.pool, move |conn| Ok(store::exists(conn, &check)?)).await?;
+            return Err(if exists { e } else { ApiError::NotFound });
+        }
+    };
+    let found = db::run(&state.pool, move |conn| {
+        Ok(store::upsert_attendance(
+            conn,
+            &NewAttendance {
+                event_id: &id,
+                user_id,
+                status,
+            },
+        )?)
+    })
+    .await?;
+    if !found {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "user": {"id": user.id, "username": user.username, "email": user.email},
+        "status": status,
+    })))
+}

@@ -1,0 +1,16 @@
+//! rally: an event-management backend (events, RSVPs, JWT accounts, mail).
+
+pub mod accounts;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod http;
+pub mod mail;
+pub mod openapi;
+pub mod seed;
+pub mod startup;
+pub mod telemetry;
+pub mod validation;

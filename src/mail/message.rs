@@ -1,0 +1,69 @@
+//! The mails rally writes, and turning an outbox row into an RFC 5322 message.
+
+use chrono::NaiveDate;
+use lettre::Message;
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+
+/// A mail to be written to the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMail {
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// The organizer's notice for a new event, worded as the Django app words it.
+pub fn event_created(recipient: &str, name: &str, date: NaiveDate, id: &str) -> NewMail {
+    NewMail {
+        recipient: recipient.to_string(),
+        subject: "New event created".into(),
+        body: format!(
+            "A new event has been created.\n\nName: {name}\nDate: {date}\nId: {id}\n",
+            date = date.format("%Y-%m-%d")
+        ),
+    }
+}
+
+/// Builds the message: UTF-8 plain text, the subject encoded per RFC 2047 when it is
+/// not ASCII, and the outbox row's own Message-ID, so a resend is recognisably the same.
+pub fn build(
+    from: &Mailbox,
+    recipient: &str,
+    subject: &str,
+    body: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    let to: Mailbox = recipient
+        .parse()
+        .map_err(|e| format!("bad recipient {recipient:?}: {e}"))?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .message_id(Some(message_id.to_string()))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body.to_string())
+        .map_err(|e| format!("cannot build message: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_ascii_is_encoded() {
+        let mail = event_created(
+            "ada@example.com",
+            "Café 🎉 Ünïcode",
+            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            "0b6f",
+        );
+        let from: Mailbox = "rally@localhost".parse().unwrap();
+        let msg = build(&from, &mail.recipient, "Café 🎉", &mail.body, "<x@rally>").unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(raw.contains("Subject: =?utf-8?b?"), "{raw}");
+        assert!(raw.contains("Message-ID: <x@rally>"), "{raw}");
+        assert!(raw.is_ascii(), "the wire form must be 7-bit clean: {raw}");
+    }
+}

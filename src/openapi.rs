@@ -1,0 +1,331 @@
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and
+//! the types below, and the Swagger UI page that renders it from assets in the binary.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use chrono::NaiveDate;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::accounts::tokens::TokenPair;
+use crate::accounts::types::{Me, UserOut};
+use crate::events::types::{AttendanceOut, EventDetail, EventOut};
+use crate::http::resource;
+use crate::{accounts, events, health};
+
+/// An attendance answer, as the Django app spells it.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum AttendanceStatus {
+    Going,
+    Maybe,
+    #[serde(rename = "Not Going")]
+    NotGoing,
+}
+
+// The request bodies below describe what the handlers read. The handlers read them
+// field by field (`validation.rs`) so that every problem is reported in DRF's words; these
+// types exist for the document.
+
+/// `POST /api/users/`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RegisterRequest {
+    /// 1–150 letters, digits and `@.+-_`.
+    #[schema(
+        min_length = 1,
+        max_length = 150,
+        pattern = r"^[\w.@+-]+$",
+        example = "ada"
+    )]
+    username: String,
+    #[schema(format = "email", example = "ada@example.com")]
+    email: String,
+    /// At least 8 characters, not entirely numeric, not common, not like the username or email.
+    #[schema(min_length = 8, format = Password)]
+    password: String,
+}
+
+/// `POST /api/token/`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenObtainRequest {
+    #[schema(min_length = 1, max_length = 150)]
+    username: String,
+    #[schema(min_length = 1, format = Password)]
+    password: String,
+}
+
+/// `POST /api/token/refresh/` and `POST /api/token/blacklist/`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RefreshTokenRequest {
+    #[schema(min_length = 1)]
+    refresh: String,
+}
+
+/// `POST /api/token/verify/`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenVerifyRequest {
+    #[schema(min_length = 1)]
+    token: String,
+}
+
+/// `DELETE /api/users/me/`: the password again, to confirm.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PasswordConfirmation {
+    #[schema(min_length = 1, format = Password)]
+    password: String,
+}
+
+/// `POST /api/events/` and `PUT /api/events/{id}/`: both fields required.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventWrite {
+    /// Not blank; surrounding whitespace is trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*\S[^\u0000]*$",
+        example = "Rust meetup"
+    )]
+    name: String,
+    date: NaiveDate,
+}
+
+/// `PATCH /api/events/{id}/`: any subset.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*\S[^\u0000]*$",
+        nullable = false
+    )]
+    name: Option<String>,
+    #[schema(nullable = false)]
+    date: Option<NaiveDate>,
+}
+
+/// `POST /api/events/{id}/change_attendee_status/`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AttendanceRequest {
+    status: AttendanceStatus,
+}
+
+/// The answer to `change_attendee_status`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AttendanceAnswer {
+    user: UserOut,
+    status: AttendanceStatus,
+}
+
+/// Any error with a single message.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    #[schema(example = "Not found.")]
+    detail: String,
+}
+
+/// A refused token, as Simple JWT words it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenError {
+    #[schema(example = "Given token not valid for any token type")]
+    detail: String,
+    #[schema(example = "token_not_valid")]
+    code: Option<String>,
+    messages: Option<Vec<BTreeMap<String, String>>>,
+}
+
+/// Field name → its problems; `non_field_errors` for the body as a whole.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(example = json!({"name": ["This field is required."]}))]
+pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+/// A 400: field problems, or one `detail` for a body that is not JSON at all.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum BadRequest {
+    Fields(FieldErrors),
+    Detail(ErrorDetail),
+}
+
+// The error responses operations share, each status once.
+
+/// What any operation with a JSON body can answer besides its own statuses.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    #[response(
+        status = 400,
+        description = "Invalid fields, each named with its problems, or a body that is not JSON"
+    )]
+    Invalid(BadRequest),
+    #[response(status = 413, description = "Body over 64 KiB")]
+    TooLarge(ErrorDetail),
+    #[response(status = 415, description = "Body is not JSON")]
+    NotJson(ErrorDetail),
+    #[response(status = 503, description = "Database unavailable; retry")]
+    Unavailable(ErrorDetail),
+}
+
+/// A missing, malformed, expired or refused token.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Unauthorized {
+    #[response(status = 401, description = "Missing, bad or expired credentials")]
+    Token(TokenError),
+}
+
+/// Signed in, but neither the organizer nor staff.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Forbidden {
+    #[response(status = 403, description = "Not the organizer nor staff")]
+    Denied(ErrorDetail),
+}
+
+/// No such event, or an id that is not a UUID.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum EventNotFound {
+    #[response(status = 404, description = "No such event (or a malformed id)")]
+    Missing(ErrorDetail),
+}
+
+/// The database did not answer in time.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Unavailable {
+    #[response(status = 503, description = "Database unavailable; retry")]
+    Database(ErrorDetail),
+}
+
+/// `{}`.
+#[derive(ToSchema)]
+pub struct Empty {}
+
+/// A probe's answer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: String,
+    database: Option<String>,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from POST /api/token/: `Authorization: Bearer <access>`",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "rally",
+        description = "Events, RSVPs and accounts. Errors follow Django REST Framework's shapes; \
+                       tokens follow Simple JWT.",
+    ),
+    paths(
+        accounts::routes::register,
+        accounts::routes::me,
+        accounts::routes::delete_me,
+        accounts::routes::obtain,
+        accounts::routes::refresh,
+        accounts::routes::verify,
+        accounts::routes::blacklist,
+        events::routes::list,
+        events::routes::create,
+        events::routes::detail,
+        events::routes::put,
+        events::routes::patch,
+        events::routes::delete,
+        events::routes::change_attendee_status,
+        health::healthz,
+        health::readyz,
+        schema,
+    ),
+    components(schemas(
+        Me, UserOut, TokenPair, EventOut, EventDetail, AttendanceOut, AttendanceStatus,
+        AttendanceAnswer, RegisterRequest, TokenObtainRequest, RefreshTokenRequest,
+        TokenVerifyRequest, PasswordConfirmation, EventWrite, EventPatch, AttendanceRequest,
+        ErrorDetail, TokenError, FieldErrors, BadRequest, Empty, Health,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "accounts", description = "Registration and the caller's account"),
+        (name = "tokens", description = "Simple JWT: obtain, refresh (rotating), verify, blacklist"),
+        (name = "events", description = "Events and attendance"),
+        (name = "operations", description = "Probes and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub struct Document(pub serde_json::Value);
+
+impl Document {
+    pub fn build() -> Self {
+        let mut doc = ApiDoc::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+        Self(serde_json::to_value(&doc).unwrap_or_default())
+    }
+}
+
+/// The OpenAPI 3 document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/schema/",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+pub(crate) async fn schema(doc: web::Data<Document>) -> HttpResponse {
+    HttpResponse::Ok().json(&doc.0)
+}
+
+/// `/api/schema/` and the docs page (Swagger UI, vendored into the binary).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::Data::new(Document::build()))
+        .service(resource("/api/schema/", &[Method::GET]).route(web::get().to(schema)))
+        .service(web::resource("/api/docs").route(web::get().to(|| async {
+            HttpResponse::MovedPermanently()
+                .insert_header(("Location", "/api/docs/"))
+                .finish()
+        })))
+        .service(
+            SwaggerUi::new("/api/docs/{_:.*}").config(
+                Config::new(["/api/schema/"])
+                    // Swagger UI's default validator badge would call an outside server.
+                    .validator_url("none")
+                    .try_it_out_enabled(true)
+                    .persist_authorization(false),
+            ),
+        );
+}

@@ -1,0 +1,277 @@
+//! Reading client input the way Django REST Framework's serializers do: every field
+//! checked, every problem collected, one 400 with all of them.
+
+use chrono::NaiveDate;
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, FieldErrors};
+
+pub const REQUIRED: &str = "This field is required.";
+pub const BLANK: &str = "This field may not be blank.";
+pub const NULL: &str = "This field may not be null.";
+pub const NOT_A_STRING: &str = "Not a valid string.";
+pub const DATE_FORMAT: &str =
+    "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.";
+
+/// A JSON object being validated field by field.
+pub struct Input {
+    fields: Map<String, Value>,
+    errors: FieldErrors,
+}
+
+/// What a string field accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Text {
+    pub required: bool,
+    pub max_chars: Option<usize>,
+    /// DRF trims surrounding whitespace except where told not to (passwords).
+    pub trim: bool,
+}
+
+impl Text {
+    pub const fn required(max_chars: usize) -> Self {
+        Self {
+            required: true,
+            max_chars: Some(max_chars),
+            trim: true,
+        }
+    }
+
+    pub const fn optional(max_chars: usize) -> Self {
+        Self {
+            required: false,
+            max_chars: Some(max_chars),
+            trim: true,
+        }
+    }
+
+    pub const fn password() -> Self {
+        Self {
+            required: true,
+            max_chars: Some(4096),
+            trim: false,
+        }
+    }
+}
+
+fn python_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+impl Input {
+    /// Accepts only a JSON object, as DRF's serializers do.
+    pub fn new(body: Value) -> Result<Self, ApiError> {
+        match body {
+            Value::Object(fields) => Ok(Self {
+                fields,
+                errors: FieldErrors::new(),
+            }),
+            other => {
+                // DRF's serializer says this for `data=None` (a JSON `null` body).
+                let message = match other {
+                    Value::Null => "No data provided".to_string(),
+                    other => format!(
+                        "Invalid data. Expected a dictionary, but got {}.",
+                        python_type_name(&other)
+                    ),
+                };
+                let mut errors = FieldErrors::new();
+                errors.insert("non_field_errors".into(), json!([message]));
+                Err(ApiError::Validation(errors))
+            }
+        }
+    }
+
+    /// Records an error on a field; the first one recorded for a field wins its slot order.
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        let entry = self
+            .errors
+            .entry(field.to_string())
+            .or_insert_with(|| json!([]));
+        if let Value::Array(list) = entry {
+            list.push(Value::String(message.into()));
+        }
+    }
+
+    pub fn has_error(&self, field: &str) -> bool {
+        self.errors.contains_key(field)
+    }
+
+    pub fn is_present(&self, field: &str) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    /// A string field. Numbers are accepted and turned into text, as DRF's CharField does.
+    pub fn text(&mut self, field: &str, rules: Text) -> Option<String> {
+        let value = match self.fields.get(field) {
+            None => {
+                if rules.required {
+                    self.error(field, REQUIRED);
+                }
+                return None;
+            }
+            Some(Value::Null) => {
+                self.error(field, NULL);
+                return None;
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => {
+                self.error(field, NOT_A_STRING);
+                return None;
+            }
+        };
+        let value = if rules.trim {
+            value.trim().to_string()
+        } else {
+            value
+        };
+        if value.is_empty() {
+            self.error(field, BLANK);
+            return None;
+        }
+        if let Some(max) = rules.max_chars
+            && value.chars().count() > max
+        {
+            self.error(
+                field,
+                format!("Ensure this field has no more than {max} characters."),
+            );
+            return None;
+        }
+        if value.contains('\0') {
+            self.error(field, "Null characters are not allowed.");
+            return None;
+        }
+        Some(value)
+    }
+
+    /// A `YYYY-MM-DD` date field.
+    pub fn date(&mut self, field: &str, required: bool) -> Option<NaiveDate> {
+        match self.fields.get(field) {
+            None => {
+                if required {
+                    self.error(field, REQUIRED);
+                }
+                None
+            }
+            Some(Value::Null) => {
+                self.error(field, NULL);
+                None
+            }
+            Some(Value::String(s)) => match parse_date(s.trim()) {
+                Some(d) => Some(d),
+                None => {
+                    self.error(field, DATE_FORMAT);
+                    None
+                }
+            },
+            Some(_) => {
+                self.error(field, DATE_FORMAT);
+                None
+            }
+        }
+    }
+
+    /// One of a fixed set of string values.
+    pub fn choice(&mut self, field: &str, choices: &[&'static str]) -> Option<&'static str> {
+        match self.fields.get(field) {
+            None => {
+                self.error(field, REQUIRED);
+                None
+            }
+            Some(Value::Null) => {
+                self.error(field, NULL);
+                None
+            }
+            Some(v) => {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                match choices.iter().find(|c| **c == text) {
+                    Some(c) => Some(*c),
+                    None => {
+                        self.error(field, format!("\"{text}\" is not a valid choice."));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends validation: the collected errors, if any, become one 400.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+/// `YYYY-MM-DD`; like Django's `parse_date`, one-digit months and days are accepted.
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    let mut parts = s.splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |p: &str, min: usize, max: usize| {
+        (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !digits(y, 4, 4) || !digits(m, 1, 2) || !digits(d, 1, 2) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_like_django() {
+        assert_eq!(
+            parse_date("2026-12-01"),
+            NaiveDate::from_ymd_opt(2026, 12, 1)
+        );
+        assert_eq!(parse_date("2026-1-5"), NaiveDate::from_ymd_opt(2026, 1, 5));
+        assert_eq!(parse_date("2026-02-30"), None);
+        assert_eq!(parse_date("26-01-01"), None);
+        assert_eq!(parse_date("2026-01-01T00:00"), None);
+        assert_eq!(parse_date("+2026-01-01"), None);
+    }
+
+    #[test]
+    fn all_field_errors_are_collected() {
+        let mut input = Input::new(json!({"name": "  ", "x": 1})).unwrap();
+        input.text("name", Text::required(100));
+        input.date("date", true);
+        let Err(ApiError::Validation(errors)) = input.finish() else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors["name"], json!([BLANK]));
+        assert_eq!(errors["date"], json!([REQUIRED]));
+    }
+
+    #[test]
+    fn non_objects_are_refused() {
+        let Err(ApiError::Validation(errors)) = Input::new(json!([1])) else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(
+            errors["non_field_errors"],
+            json!(["Invalid data. Expected a dictionary, but got list."])
+        );
+        let Err(ApiError::Validation(errors)) = Input::new(Value::Null) else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors["non_field_errors"], json!(["No data provided"]));
+    }
+}

@@ -1,0 +1,12 @@
+//! The API test suite: one binary, one module per area, every test through HTTP.
+
+mod helpers;
+mod security;
+mod smtp;
+mod surface;
+
+mod accounts;
+mod errors;
+mod events;
+mod mail;
+mod tokens;
