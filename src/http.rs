@@ -182,7 +182,13 @@ pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let docs = req.path().starts_with("/api/docs");
+    let csp = if req.path().starts_with("/api/docs") {
+        DOCS_CSP
+    } else if req.path() == "/admin" || req.path().starts_with("/admin/") {
+        crate::admin::CSP
+    } else {
+        API_CSP
+    };
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     for (name, value) in [
@@ -190,10 +196,7 @@ pub async fn security_headers(
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
         ("cross-origin-opener-policy", "same-origin"),
-        (
-            "content-security-policy",
-            if docs { DOCS_CSP } else { API_CSP },
-        ),
+        ("content-security-policy", csp),
     ] {
         headers.insert(
             header::HeaderName::from_static(name),

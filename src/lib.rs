@@ -1,6 +1,7 @@
 //! rally: an event-management backend (events, RSVPs, JWT accounts, mail).
 
 pub mod accounts;
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -12,10 +12,11 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::accounts::tokens::TokenPair;
-use crate::accounts::types::{Me, UserOut};
+use crate::accounts::types::{Me, UserAdmin, UserOut};
 use crate::events::types::{AttendanceOut, EventDetail, EventOut};
 use crate::http::resource;
-use crate::{accounts, events, health};
+use crate::mail::routes::{FailedMail, OutboxStatus, Requeued};
+use crate::{accounts, events, health, mail};
 
 /// An attendance answer, as the Django app spells it.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -113,6 +114,18 @@ pub struct EventPatch {
     date: Option<NaiveDate>,
 }
 
+/// `PATCH /api/users/{id}/`: either flag, or both.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UserFlagsPatch {
+    /// Staff see and change everything, the users and the outbox included.
+    #[schema(nullable = false)]
+    is_staff: Option<bool>,
+    /// False: the user cannot sign in and their tokens stop working.
+    #[schema(nullable = false)]
+    is_active: Option<bool>,
+}
+
 /// `POST /api/events/{id}/change_attendee_status/`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -197,6 +210,22 @@ pub enum Forbidden {
     Denied(ErrorDetail),
 }
 
+/// Signed in, but not staff.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum StaffOnly {
+    #[response(status = 403, description = "Not staff")]
+    Denied(ErrorDetail),
+}
+
+/// No such user, or an id that is not an integer.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum UserNotFound {
+    #[response(status = 404, description = "No such user (or a malformed id)")]
+    Missing(ErrorDetail),
+}
+
 /// No such event, or an id that is not a UUID.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
@@ -261,6 +290,10 @@ impl Modify for BearerAuth {
         accounts::routes::refresh,
         accounts::routes::verify,
         accounts::routes::blacklist,
+        accounts::routes::list_users,
+        accounts::routes::update_user,
+        mail::routes::status,
+        mail::routes::retry,
         events::routes::list,
         events::routes::create,
         events::routes::detail,
@@ -276,13 +309,15 @@ impl Modify for BearerAuth {
         Me, UserOut, TokenPair, EventOut, EventDetail, AttendanceOut, AttendanceStatus,
         AttendanceAnswer, RegisterRequest, TokenObtainRequest, RefreshTokenRequest,
         TokenVerifyRequest, PasswordConfirmation, EventWrite, EventPatch, AttendanceRequest,
-        ErrorDetail, TokenError, FieldErrors, BadRequest, Empty, Health,
+        ErrorDetail, TokenError, FieldErrors, BadRequest, Empty, Health, UserAdmin,
+        UserFlagsPatch, OutboxStatus, FailedMail, Requeued,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "accounts", description = "Registration and the caller's account"),
         (name = "tokens", description = "Simple JWT: obtain, refresh (rotating), verify, blacklist"),
         (name = "events", description = "Events and attendance"),
+        (name = "staff", description = "User administration and the mail outbox, for staff only"),
         (name = "operations", description = "Probes and this document"),
     )
 )]

@@ -18,7 +18,7 @@ use crate::accounts::tokens::TokenService;
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::mail::worker::MailWorker;
-use crate::{accounts, events, health, http, openapi};
+use crate::{accounts, admin, events, health, http, mail, openapi};
 
 /// What every handler can reach, shared across workers.
 pub struct AppState {
@@ -175,6 +175,8 @@ impl Application {
                 .configure(health::routes)
                 .configure(accounts::routes::routes)
                 .configure(events::routes::routes)
+                .configure(mail::routes::routes)
+                .configure(admin::routes)
                 .configure(openapi::routes)
                 .default_service(web::to(http::not_found))
         })

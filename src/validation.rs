@@ -10,6 +10,7 @@ pub const REQUIRED: &str = "This field is required.";
 pub const BLANK: &str = "This field may not be blank.";
 pub const NULL: &str = "This field may not be null.";
 pub const NOT_A_STRING: &str = "Not a valid string.";
+pub const NOT_A_BOOLEAN: &str = "Must be a valid boolean.";
 pub const DATE_FORMAT: &str =
     "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.";
 
@@ -181,6 +182,34 @@ impl Input {
         }
     }
 
+    /// An optional boolean, read as DRF's `BooleanField` reads it: `true`/`false`, and the
+    /// strings and numbers Django takes for them (`"yes"`, `"off"`, `1`, `0` …).
+    pub fn boolean(&mut self, field: &str) -> Option<bool> {
+        const TRUE: [&str; 14] = [
+            "t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1",
+        ];
+        const FALSE: [&str; 14] = [
+            "f", "F", "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF",
+            "0",
+        ];
+        let parsed = match self.fields.get(field)? {
+            Value::Null => {
+                self.error(field, NULL);
+                return None;
+            }
+            Value::Bool(b) => Some(*b),
+            Value::Number(n) if n.as_f64() == Some(1.0) => Some(true),
+            Value::Number(n) if n.as_f64() == Some(0.0) => Some(false),
+            Value::String(s) if TRUE.contains(&s.as_str()) => Some(true),
+            Value::String(s) if FALSE.contains(&s.as_str()) => Some(false),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.error(field, NOT_A_BOOLEAN);
+        }
+        parsed
+    }
+
     /// One of a fixed set of string values.
     pub fn choice(&mut self, field: &str, choices: &[&'static str]) -> Option<&'static str> {
         match self.fields.get(field) {
@@ -258,6 +287,29 @@ mod tests {
         };
         assert_eq!(errors["name"], json!([BLANK]));
         assert_eq!(errors["date"], json!([REQUIRED]));
+    }
+
+    #[test]
+    fn booleans_read_like_drf() {
+        let mut input = Input::new(json!({
+            "a": true, "b": "no", "c": 1, "d": 0.0, "e": "maybe", "f": null, "g": 2, "h": [true]
+        }))
+        .unwrap();
+        assert_eq!(input.boolean("a"), Some(true));
+        assert_eq!(input.boolean("b"), Some(false));
+        assert_eq!(input.boolean("c"), Some(true));
+        assert_eq!(input.boolean("d"), Some(false));
+        assert_eq!(input.boolean("missing"), None);
+        for bad in ["e", "f", "g", "h"] {
+            assert_eq!(input.boolean(bad), None, "{bad}");
+        }
+        let Err(ApiError::Validation(errors)) = input.finish() else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors["e"], json!([NOT_A_BOOLEAN]));
+        assert_eq!(errors["f"], json!([NULL]));
+        assert_eq!(errors["g"], json!([NOT_A_BOOLEAN]));
+        assert!(!errors.contains_key("missing"));
     }
 
     #[test]

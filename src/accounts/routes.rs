@@ -11,11 +11,13 @@ use serde_json::json;
 
 use super::extract::AuthUser;
 use super::tokens::TokenType;
-use super::types::{Me, NewUser};
+use super::types::{Me, NewUser, User, UserAdmin, UserFlags};
 use super::{passwords, store};
 use crate::db;
-use crate::error::ApiError;
-use crate::http::{JsonBody, client_address, resource};
+use crate::error::{ApiError, FieldErrors};
+use crate::events::listing;
+use crate::events::routes::base_url;
+use crate::http::{JsonBody, client_address, query_pairs, resource};
 use crate::startup::AppState;
 use crate::validation::{Input, Text};
 
@@ -28,20 +30,26 @@ const EMAIL_MAX: usize = 254;
 const BAD_LOGIN: &str = "No active account found with the given credentials";
 const NO_ACTIVE_ACCOUNT: &str = "No active account found for the given token.";
 const BLACKLISTED: &str = "Token is blacklisted";
+const SELF_UNSTAFF: &str = "You cannot remove your own staff status.";
+const SELF_DEACTIVATE: &str = "You cannot deactivate your own account.";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/users/", &[Method::POST]).route(web::post().to(register)))
-        .service(
-            resource("/api/users/me/", &[Method::GET, Method::DELETE])
-                .route(web::get().to(me))
-                .route(web::delete().to(delete_me)),
-        )
-        .service(resource("/api/token/", &[Method::POST]).route(web::post().to(obtain)))
-        .service(resource("/api/token/refresh/", &[Method::POST]).route(web::post().to(refresh)))
-        .service(resource("/api/token/verify/", &[Method::POST]).route(web::post().to(verify)))
-        .service(
-            resource("/api/token/blacklist/", &[Method::POST]).route(web::post().to(blacklist)),
-        );
+    cfg.service(
+        resource("/api/users/", &[Method::GET, Method::POST])
+            .route(web::get().to(list_users))
+            .route(web::post().to(register)),
+    )
+    .service(
+        resource("/api/users/me/", &[Method::GET, Method::DELETE])
+            .route(web::get().to(me))
+            .route(web::delete().to(delete_me)),
+    )
+    // After `me/`, which would otherwise be taken for an id.
+    .service(resource("/api/users/{id}/", &[Method::PATCH]).route(web::patch().to(update_user)))
+    .service(resource("/api/token/", &[Method::POST]).route(web::post().to(obtain)))
+    .service(resource("/api/token/refresh/", &[Method::POST]).route(web::post().to(refresh)))
+    .service(resource("/api/token/verify/", &[Method::POST]).route(web::post().to(verify)))
+    .service(resource("/api/token/blacklist/", &[Method::POST]).route(web::post().to(blacklist)));
 }
 
 /// Django's `UnicodeUsernameValidator`: letters, digits and `@.+-_`.
@@ -281,6 +289,133 @@ pub(crate) async fn delete_me(
     db::run(&state.pool, move |conn| Ok(store::delete(conn, id)?)).await?;
     tracing::info!(user_id = id, "user deleted their account");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Django REST Framework's `IsAdminUser`: staff only, 403 for anyone else signed in.
+pub fn require_staff(user: &User) -> Result<(), ApiError> {
+    if user.is_staff {
+        Ok(())
+    } else {
+        Err(ApiError::PermissionDenied)
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/users/",
+    tag = "staff",
+    summary = "List users, a page at a time (staff only).",
+    security(("bearer" = [])),
+    params(
+        ("search" = Option<String>, Query, description = "Terms split on spaces and commas; each must occur in the username or the email, case-insensitively"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 100, capped at 1000"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Rows to skip"),
+    ),
+    responses(
+        (status = 200, description = "A page of users by username; the paging is in the headers", body = Vec<crate::accounts::types::UserAdmin>, headers(("X-Total-Count" = i64, description = "Users matching, over all pages"), ("Link" = String, description = "RFC 8288 links: next, prev"))),
+        (status = 400, description = "A malformed parameter, named", body = crate::openapi::FieldErrors),
+        crate::openapi::Unauthorized,
+        crate::openapi::StaffOnly,
+        crate::openapi::Unavailable,
+    )
+)]
+pub(crate) async fn list_users(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    require_staff(&user.0)?;
+    let pairs = query_pairs(&req);
+    // The last value of a repeated parameter wins, as in Django.
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut errors = FieldErrors::new();
+    let search = listing::search_terms(get("search"), &mut errors);
+    let (limit, offset) = listing::paging(get("limit"), get("offset"), &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let (rows, total) = db::run(&state.pool, move |conn| {
+        Ok(store::list(conn, &search, limit, offset)?)
+    })
+    .await?;
+    let body: Vec<UserAdmin> = rows.iter().map(UserAdmin::from).collect();
+    let mut response = HttpResponse::Ok();
+    response.insert_header(("X-Total-Count", total.to_string()));
+    if let Some(link) = listing::link_header(&base_url(&req), &pairs, limit, offset, total) {
+        response.insert_header((header::LINK, link));
+    }
+    Ok(response.json(body))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/users/{id}/",
+    tag = "staff",
+    summary = "Make or unmake staff, deactivate or reactivate a user (staff only).",
+    description = "Staff cannot take their own staff status or deactivate themselves, so the \
+                   last staff member cannot lock everyone out by accident. A deactivated \
+                   user's tokens stop working at once.",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body = crate::openapi::UserFlagsPatch,
+    responses(
+        (status = 200, description = "Updated", body = crate::accounts::types::UserAdmin),
+        crate::openapi::Unauthorized,
+        crate::openapi::StaffOnly,
+        crate::openapi::UserNotFound,
+        crate::openapi::BodyErrors,
+    )
+)]
+pub(crate) async fn update_user(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: AuthUser,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let caller = user.0;
+    // As DRF: permission (403), then the object (404), then the body (400).
+    require_staff(&caller)?;
+    let id: i64 = path.parse().map_err(|_| ApiError::NotFound)?;
+    let validated = Input::new(body.0).and_then(|mut input| {
+        let flags = UserFlags {
+            is_staff: input.boolean("is_staff"),
+            is_active: input.boolean("is_active"),
+        };
+        if id == caller.id {
+            if flags.is_staff == Some(false) {
+                input.error("is_staff", SELF_UNSTAFF);
+            }
+            if flags.is_active == Some(false) {
+                input.error("is_active", SELF_DEACTIVATE);
+            }
+        }
+        input.finish().map(|()| flags)
+    });
+    let updated = db::run(&state.pool, move |conn| {
+        db::write_tx(conn, |conn| {
+            if store::find_by_id(conn, id)?.is_none() {
+                return Err(ApiError::NotFound);
+            }
+            let flags = validated?;
+            store::set_flags(conn, id, &flags)?;
+            store::find_by_id(conn, id)?.ok_or(ApiError::NotFound)
+        })
+    })
+    .await?;
+    tracing::info!(
+        user_id = updated.id,
+        by = caller.id,
+        is_staff = updated.is_staff,
+        is_active = updated.is_active,
+        "user flags changed"
+    );
+    Ok(HttpResponse::Ok().json(UserAdmin::from(&updated)))
 }
 
 /// Token responses must never be cached by a proxy or browser.

@@ -4,9 +4,10 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use super::types::{NewUser, User};
+use super::types::{NewUser, User, UserFlags};
 use crate::db::DbConn;
 use crate::db::schema::{token_blacklist, users};
+use crate::events::store::{like_pattern, lower};
 
 pub fn find_by_id(conn: &mut DbConn, id: i64) -> QueryResult<Option<User>> {
     users::table
@@ -42,6 +43,48 @@ pub fn insert(conn: &mut DbConn, new: &NewUser<'_>) -> QueryResult<Option<User>>
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// A page of users matching every search term (in the username or the email,
+/// case-insensitively), by username, and the number matching: two queries.
+pub fn list(
+    conn: &mut DbConn,
+    search: &[String],
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<User>, i64)> {
+    let filtered = || {
+        let mut query = users::table.into_boxed();
+        for term in search {
+            let pattern = like_pattern(term);
+            query = query.filter(
+                lower(users::username)
+                    .like(lower(pattern.clone()))
+                    .escape('\\')
+                    .or(lower(users::email).like(lower(pattern)).escape('\\')),
+            );
+        }
+        query
+    };
+    let rows = filtered()
+        .order((users::username.asc(), users::id.asc()))
+        .select(User::as_select())
+        .limit(limit)
+        .offset(offset)
+        .load(conn)?;
+    let total = filtered().count().get_result(conn)?;
+    Ok((rows, total))
+}
+
+/// Sets a user's staff and active flags; the number of rows changed.
+pub fn set_flags(conn: &mut DbConn, id: i64, flags: &UserFlags) -> QueryResult<usize> {
+    if flags.is_staff.is_none() && flags.is_active.is_none() {
+        // Diesel refuses an empty SET; nothing to change is no change.
+        return Ok(0);
+    }
+    diesel::update(users::table.find(id))
+        .set(flags)
+        .execute(conn)
 }
 
 /// Deletes a user: their events stay with no organizer, their attendances go (both by

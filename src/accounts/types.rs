@@ -86,3 +86,37 @@ impl From<&User> for Me {
         }
     }
 }
+
+/// A user as staff see them in the user administration **(beyond)**.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserAdmin {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub is_staff: bool,
+    /// An inactive user cannot sign in, and their tokens stop working at once.
+    pub is_active: bool,
+    #[schema(format = DateTime)]
+    pub date_joined: String,
+}
+
+impl From<&User> for UserAdmin {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username.clone(),
+            email: u.email.clone(),
+            is_staff: u.is_staff,
+            is_active: u.is_active,
+            date_joined: Me::from(u).date_joined,
+        }
+    }
+}
+
+/// What staff may change on a user; `None` leaves a flag as it is.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserFlags {
+    pub is_staff: Option<bool>,
+    pub is_active: Option<bool>,
+}

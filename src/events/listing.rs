@@ -17,6 +17,23 @@ const MAX_SEARCH_TERMS: usize = 10;
 pub enum SortKey {
     Date,
     Name,
+    /// The organizer's username; events without one come last either way.
+    Organizer,
+    GoingCount,
+    MaybeCount,
+    NotGoingCount,
+}
+
+impl SortKey {
+    /// The `ordering` names, as the list's fields are called.
+    pub const NAMES: [(&'static str, SortKey); 6] = [
+        ("date", SortKey::Date),
+        ("name", SortKey::Name),
+        ("organizer", SortKey::Organizer),
+        ("going_count", SortKey::GoingCount),
+        ("maybe_count", SortKey::MaybeCount),
+        ("not_going_count", SortKey::NotGoingCount),
+    ];
 }
 
 /// One `ordering` term.
@@ -87,6 +104,47 @@ fn integer(errors: &mut FieldErrors, param: &str, raw: &str, min: i64) -> Option
     }
 }
 
+/// The `search` parameter as terms; a problem is recorded under `search`.
+pub fn search_terms(raw: Option<&str>, errors: &mut FieldErrors) -> Vec<String> {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    if raw.contains('\0') {
+        // PostgreSQL text cannot hold NUL; no stored text contains one.
+        error(errors, "search", "Null characters are not allowed.".into());
+    } else if raw.chars().count() > MAX_SEARCH_CHARS {
+        error(
+            errors,
+            "search",
+            format!("Ensure this value has at most {MAX_SEARCH_CHARS} characters."),
+        );
+    } else {
+        let terms = split_search(raw);
+        if terms.len() > MAX_SEARCH_TERMS {
+            error(
+                errors,
+                "search",
+                format!("Use at most {MAX_SEARCH_TERMS} search terms."),
+            );
+        } else {
+            return terms;
+        }
+    }
+    Vec::new()
+}
+
+/// `limit` (default 100, capped at 1000, as DRF caps at `max_limit`) and `offset`;
+/// problems are recorded under their names.
+pub fn paging(limit: Option<&str>, offset: Option<&str>, errors: &mut FieldErrors) -> (i64, i64) {
+    let limit = limit
+        .and_then(|raw| integer(errors, "limit", raw, 1))
+        .map_or(DEFAULT_LIMIT, |n| n.min(MAX_LIMIT));
+    let offset = offset
+        .and_then(|raw| integer(errors, "offset", raw, 0))
+        .unwrap_or(0);
+    (limit, offset)
+}
+
 impl ListQuery {
     /// Parses the query string; the last value of a repeated parameter wins, as in Django.
     /// Unknown parameters are ignored; every bad one is named in a single 400.
@@ -108,31 +166,7 @@ impl ListQuery {
             limit: DEFAULT_LIMIT,
             offset: 0,
         };
-        if let Some(raw) = get("search") {
-            if raw.contains('\0') {
-                // PostgreSQL text cannot hold NUL; no name contains one.
-                error(
-                    &mut errors,
-                    "search",
-                    "Null characters are not allowed.".into(),
-                );
-            } else if raw.chars().count() > MAX_SEARCH_CHARS {
-                error(
-                    &mut errors,
-                    "search",
-                    format!("Ensure this value has at most {MAX_SEARCH_CHARS} characters."),
-                );
-            } else {
-                query.search = split_search(raw);
-                if query.search.len() > MAX_SEARCH_TERMS {
-                    error(
-                        &mut errors,
-                        "search",
-                        format!("Use at most {MAX_SEARCH_TERMS} search terms."),
-                    );
-                }
-            }
-        }
+        query.search = search_terms(get("search"), &mut errors);
         if let Some(raw) = get("organizer").filter(|r| !r.is_empty()) {
             match raw.trim().parse::<i64>() {
                 Ok(id) => query.organizer = Some(id),
@@ -156,36 +190,25 @@ impl ListQuery {
                     Some(rest) => (true, rest),
                     None => (false, term),
                 };
-                let key = match name {
-                    "date" => SortKey::Date,
-                    "name" => SortKey::Name,
-                    _ => {
-                        error(
-                            &mut errors,
-                            "ordering",
-                            format!(
-                                "Select a valid choice. {term:?} is not one of date, -date, name, -name."
-                            ),
-                        );
-                        break;
-                    }
+                let Some(&(_, key)) = SortKey::NAMES.iter().find(|(n, _)| *n == name) else {
+                    let choices = SortKey::NAMES
+                        .iter()
+                        .map(|(n, _)| format!("{n}, -{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    error(
+                        &mut errors,
+                        "ordering",
+                        format!("Select a valid choice. {term:?} is not one of {choices}."),
+                    );
+                    break;
                 };
                 if !query.ordering.iter().any(|s| s.key == key) {
                     query.ordering.push(Sort { key, descending });
                 }
             }
         }
-        if let Some(raw) = get("limit")
-            && let Some(n) = integer(&mut errors, "limit", raw, 1)
-        {
-            // Larger pages are capped, as DRF caps at max_limit.
-            query.limit = n.min(MAX_LIMIT);
-        }
-        if let Some(raw) = get("offset")
-            && let Some(n) = integer(&mut errors, "offset", raw, 0)
-        {
-            query.offset = n;
-        }
+        (query.limit, query.offset) = paging(get("limit"), get("offset"), &mut errors);
         if errors.is_empty() {
             Ok(query)
         } else {
@@ -199,7 +222,8 @@ impl ListQuery {
 pub fn link_header(
     base_url: &str,
     pairs: &[(String, String)],
-    query: &ListQuery,
+    limit: i64,
+    offset: i64,
     total: i64,
 ) -> Option<String> {
     let page_url = |offset: i64| {
@@ -207,21 +231,18 @@ pub fn link_header(
         for (k, v) in pairs.iter().filter(|(k, _)| k != "limit" && k != "offset") {
             serializer.append_pair(k, v);
         }
-        serializer.append_pair("limit", &query.limit.to_string());
+        serializer.append_pair("limit", &limit.to_string());
         if offset > 0 {
             serializer.append_pair("offset", &offset.to_string());
         }
         format!("{base_url}?{}", serializer.finish())
     };
     let mut links = Vec::new();
-    if query.offset.saturating_add(query.limit) < total {
-        links.push(format!(
-            "<{}>; rel=\"next\"",
-            page_url(query.offset + query.limit)
-        ));
+    if offset.saturating_add(limit) < total {
+        links.push(format!("<{}>; rel=\"next\"", page_url(offset + limit)));
     }
-    if query.offset > 0 {
-        let prev = (query.offset - query.limit).max(0).min(total.max(0));
+    if offset > 0 {
+        let prev = (offset - limit).max(0).min(total.max(0));
         links.push(format!("<{}>; rel=\"prev\"", page_url(prev)));
     }
     (!links.is_empty()).then(|| links.join(", "))
@@ -260,6 +281,29 @@ mod tests {
     }
 
     #[test]
+    fn ordering_takes_every_listed_column() {
+        let q = ListQuery::parse(&pairs("ordering=-going_count,organizer,name")).unwrap();
+        assert_eq!(
+            q.ordering,
+            vec![
+                Sort {
+                    key: SortKey::GoingCount,
+                    descending: true
+                },
+                Sort {
+                    key: SortKey::Organizer,
+                    descending: false
+                },
+                Sort {
+                    key: SortKey::Name,
+                    descending: false
+                },
+            ]
+        );
+        assert!(ListQuery::parse(&pairs("ordering=organizer_id")).is_err());
+    }
+
+    #[test]
     fn nul_in_search_is_refused() {
         assert!(ListQuery::parse(&pairs("search=a%00b")).is_err());
     }
@@ -278,11 +322,11 @@ mod tests {
     fn links_point_both_ways() {
         let p = pairs("search=x&limit=10&offset=10");
         let q = ListQuery::parse(&p).unwrap();
-        let link = link_header("http://h/api/events/", &p, &q, 25).unwrap();
+        let link = link_header("http://h/api/events/", &p, q.limit, q.offset, 25).unwrap();
         assert!(link.contains("<http://h/api/events/?search=x&limit=10&offset=20>; rel=\"next\""));
         assert!(link.contains("<http://h/api/events/?search=x&limit=10>; rel=\"prev\""));
         let last = ListQuery::parse(&pairs("limit=10&offset=20")).unwrap();
-        let link = link_header("http://h/api/events/", &[], &last, 25).unwrap();
+        let link = link_header("http://h/api/events/", &[], last.limit, last.offset, 25).unwrap();
         assert!(!link.contains("next"));
     }
 }

@@ -10,7 +10,8 @@ use super::listing::{self, ListQuery};
 use super::permissions::can_edit;
 use super::store;
 use super::types::{
-    AttendanceOut, EventChanges, EventDetail, EventRow, NewAttendance, NewEvent, STATUSES, Viewer,
+    AttendanceCounts, AttendanceOut, EventChanges, EventDetail, EventRow, NewAttendance, NewEvent,
+    STATUSES, Viewer,
 };
 use crate::accounts::extract::{AuthUser, MaybeUser};
 use crate::db;
@@ -52,7 +53,7 @@ fn event_id(raw: &str) -> Result<String, ApiError> {
 }
 
 /// The list URL as the client reached it, for `Link` headers.
-fn base_url(req: &HttpRequest) -> String {
+pub fn base_url(req: &HttpRequest) -> String {
     let info = req.connection_info();
     format!("{}://{}{}", info.scheme(), info.host(), req.path())
 }
@@ -68,7 +69,7 @@ fn base_url(req: &HttpRequest) -> String {
         ("organizer" = Option<i64>, Query, description = "Organizer's user id"),
         ("date_after" = Option<chrono::NaiveDate>, Query, description = "On or after this date"),
         ("date_before" = Option<chrono::NaiveDate>, Query, description = "On or before this date"),
-        ("ordering" = Option<String>, Query, pattern = r"^-?(date|name)(,-?(date|name))*$", description = "Comma-separated: date, -date, name, -name (default: date, then id)"),
+        ("ordering" = Option<String>, Query, pattern = r"^-?(date|name|organizer|going_count|maybe_count|not_going_count)(,-?(date|name|organizer|going_count|maybe_count|not_going_count))*$", description = "Comma-separated: date, name, organizer (username), going_count, maybe_count, not_going_count, each optionally with a leading - for descending (default: date, then id)"),
         ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 100, capped at 1000"),
         ("offset" = Option<i64>, Query, minimum = 0, description = "Rows to skip"),
     ),
@@ -88,14 +89,26 @@ pub(crate) async fn list(
     let query = ListQuery::parse(&pairs)?;
     let viewer = Viewer::of(viewer.0.as_ref());
     let q = query.clone();
-    let (rows, total) = db::run(&state.pool, move |conn| Ok(store::list(conn, &q)?)).await?;
+    let (rows, total, mut counts) = db::run(&state.pool, move |conn| {
+        let (rows, total) = store::list(conn, &q)?;
+        // One grouped query for the whole page, whatever its size.
+        let ids: Vec<&str> = rows.iter().map(|(e, _)| e.id.as_str()).collect();
+        let counts = store::counts_of(conn, &ids)?;
+        Ok((rows, total, counts))
+    })
+    .await?;
     let body: Vec<_> = rows
         .into_iter()
-        .map(|(event, organizer)| event.show(organizer, viewer))
+        .map(|(event, organizer)| {
+            let n = counts.remove(&event.id).unwrap_or_default();
+            event.show(organizer, viewer, n)
+        })
         .collect();
     let mut response = HttpResponse::Ok();
     response.insert_header(("X-Total-Count", total.to_string()));
-    if let Some(link) = listing::link_header(&base_url(&req), &pairs, &query, total) {
+    if let Some(link) =
+        listing::link_header(&base_url(&req), &pairs, query.limit, query.offset, total)
+    {
         response.insert_header((header::LINK, link));
     }
     Ok(response.json(body))
@@ -180,7 +193,11 @@ pub(crate) async fn create(
         username: organizer.username.clone(),
         email: organizer.email.clone(),
     };
-    Ok(HttpResponse::Created().json(row.show(Some(organizer_ref), viewer)))
+    Ok(HttpResponse::Created().json(row.show(
+        Some(organizer_ref),
+        viewer,
+        AttendanceCounts::default(),
+    )))
 }
 
 #[utoipa::path(
@@ -211,6 +228,10 @@ pub(crate) async fn detail(
     })
     .await?;
     let organizer_id = event.organizer_id;
+    let mut counts = AttendanceCounts::default();
+    for (status, _) in &attendances {
+        counts.add(status, 1);
+    }
     let attendances = attendances
         .into_iter()
         .map(|(status, user)| {
@@ -222,7 +243,7 @@ pub(crate) async fn detail(
         })
         .collect();
     Ok(HttpResponse::Ok().json(EventDetail {
-        event: event.show(organizer, viewer),
+        event: event.show(organizer, viewer, counts),
         attendances,
     }))
 }
@@ -291,7 +312,7 @@ async fn update(
         input.finish().map(|()| changes)
     });
     let caller = user.clone();
-    let (event, organizer) = db::run(&state.pool, move |conn| {
+    let (event, organizer, counts) = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
             let (mut event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
             if !can_edit(&caller, event.organizer_id) {
@@ -308,12 +329,15 @@ async fn update(
             if let Some(at) = changes.updated_at {
                 event.updated_at = at;
             }
-            Ok((event, organizer))
+            let counts = store::counts_of(conn, &[id.as_str()])?
+                .remove(&id)
+                .unwrap_or_default();
+            Ok((event, organizer, counts))
         })
     })
     .await?;
     tracing::info!(event_id = %event.id, user_id = user.id, "event updated");
-    Ok(HttpResponse::Ok().json(event.show(organizer, Viewer::of(Some(&user)))))
+    Ok(HttpResponse::Ok().json(event.show(organizer, Viewer::of(Some(&user)), counts)))
 }
 
 #[utoipa::path(

@@ -7,7 +7,9 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::upsert::excluded;
 
 use super::listing::{ListQuery, Sort, SortKey};
-use super::types::{EventChanges, EventOut, EventRow, NewAttendance, NewEvent, Viewer};
+use super::types::{
+    AttendanceCounts, EventChanges, EventOut, EventRow, NewAttendance, NewEvent, Viewer,
+};
 use crate::accounts::types::UserRef;
 use crate::db::DbConn;
 use crate::db::schema::{attendances, events, users};
@@ -15,7 +17,7 @@ use crate::db::schema::{attendances, events, users};
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 /// `%`, `_` and the escape character itself match literally in a search term.
-fn like_pattern(term: &str) -> String {
+pub fn like_pattern(term: &str) -> String {
     let mut pattern = String::with_capacity(term.len() + 2);
     pattern.push('%');
     for c in term.chars() {
@@ -69,18 +71,32 @@ pub struct ListedEvent {
 
 impl ListedEvent {
     /// As `EventRow::show`.
-    pub fn show(self, organizer: Option<UserRef>, viewer: Viewer) -> EventOut {
-        let organizer_id = self.organizer_id;
-        EventOut {
-            id: self.id,
-            name: self.name,
-            date: self.date,
-            organizer: organizer.map(|o| {
-                let visible = viewer.sees_email_of(o.id, organizer_id);
-                o.show(visible)
-            }),
-        }
+    pub fn show(
+        self,
+        organizer: Option<UserRef>,
+        viewer: Viewer,
+        counts: AttendanceCounts,
+    ) -> EventOut {
+        EventOut::new(
+            self.id,
+            self.name,
+            self.date,
+            self.organizer_id,
+            organizer,
+            viewer,
+            counts,
+        )
     }
+}
+
+/// The number of an event's attendances with one status, for `ordering`: a correlated
+/// count over the `(event_id, user_id)` index. Only an ordering by a count pays for it.
+fn status_count(status: &'static str) -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
+    debug_assert!(super::types::STATUSES.contains(&status));
+    // `status` is one of the constant STATUSES, never client text.
+    diesel::dsl::sql(&format!(
+        "(SELECT COUNT(*) FROM attendances a WHERE a.event_id = events.id AND a.status = '{status}')"
+    ))
 }
 
 /// A listed event with its organizer, if it still has one.
@@ -122,6 +138,28 @@ pub fn list(conn: &mut DbConn, q: &ListQuery) -> QueryResult<(Vec<ListedWithOrga
             (SortKey::Date, true) => page.then_order_by(events::date.desc()),
             (SortKey::Name, false) => page.then_order_by(events::name.asc()),
             (SortKey::Name, true) => page.then_order_by(events::name.desc()),
+            (SortKey::Organizer, descending) => {
+                // Events whose organizer was deleted come last in both directions, the
+                // same on both backends (they sort NULL differently).
+                let page = page.then_order_by(users::username.is_null().asc());
+                if descending {
+                    page.then_order_by(users::username.desc())
+                } else {
+                    page.then_order_by(users::username.asc())
+                }
+            }
+            (key, descending) => {
+                let count = status_count(match key {
+                    SortKey::GoingCount => "Going",
+                    SortKey::MaybeCount => "Maybe",
+                    _ => "Not Going",
+                });
+                if descending {
+                    page.then_order_by(count.desc())
+                } else {
+                    page.then_order_by(count.asc())
+                }
+            }
         };
     }
     // The id breaks ties, so pages never overlap or skip.
@@ -143,6 +181,31 @@ pub fn list(conn: &mut DbConn, q: &ListQuery) -> QueryResult<(Vec<ListedWithOrga
             .get_result(conn)?
     };
     Ok((rows, total))
+}
+
+/// The attendance counts of the given events, in one grouped query; events with no
+/// attendances are absent from the map.
+pub fn counts_of(
+    conn: &mut DbConn,
+    ids: &[&str],
+) -> QueryResult<std::collections::HashMap<String, AttendanceCounts>> {
+    let mut counts = std::collections::HashMap::<String, AttendanceCounts>::new();
+    if ids.is_empty() {
+        return Ok(counts);
+    }
+    let rows: Vec<(String, String, i64)> = attendances::table
+        .filter(attendances::event_id.eq_any(ids))
+        .group_by((attendances::event_id, attendances::status))
+        .select((
+            attendances::event_id,
+            attendances::status,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)?;
+    for (event_id, status, n) in rows {
+        counts.entry(event_id).or_default().add(&status, n);
+    }
+    Ok(counts)
 }
 
 /// An event with its organizer.

@@ -59,6 +59,33 @@ pub struct EventOut {
     pub date: NaiveDate,
     /// Null once the organizer's account is deleted.
     pub organizer: Option<UserOut>,
+    /// Attendances answered "Going" **(beyond)**.
+    pub going_count: i64,
+    /// Attendances answered "Maybe" **(beyond)**.
+    pub maybe_count: i64,
+    /// Attendances answered "Not Going" **(beyond)**.
+    pub not_going_count: i64,
+}
+
+/// How many attendances an event has of each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttendanceCounts {
+    pub going: i64,
+    pub maybe: i64,
+    pub not_going: i64,
+}
+
+impl AttendanceCounts {
+    /// Counts one more answer of `status`; an unknown status (the column's CHECK forbids
+    /// one) is not counted.
+    pub fn add(&mut self, status: &str, n: i64) {
+        match status {
+            "Going" => self.going += n,
+            "Maybe" => self.maybe += n,
+            "Not Going" => self.not_going += n,
+            _ => {}
+        }
+    }
 }
 
 /// An event with its attendances, as the detail returns it.
@@ -100,16 +127,47 @@ impl Viewer {
 }
 
 impl EventRow {
-    pub fn show(self, organizer: Option<UserRef>, viewer: Viewer) -> EventOut {
-        let organizer_id = self.organizer_id;
-        EventOut {
-            id: self.id,
-            name: self.name,
-            date: self.date,
+    pub fn show(
+        self,
+        organizer: Option<UserRef>,
+        viewer: Viewer,
+        counts: AttendanceCounts,
+    ) -> EventOut {
+        EventOut::new(
+            self.id,
+            self.name,
+            self.date,
+            self.organizer_id,
+            organizer,
+            viewer,
+            counts,
+        )
+    }
+}
+
+impl EventOut {
+    /// The shown form of an event's columns; the organizer's email only where the viewer
+    /// may see it.
+    pub fn new(
+        id: String,
+        name: String,
+        date: NaiveDate,
+        organizer_id: Option<i64>,
+        organizer: Option<UserRef>,
+        viewer: Viewer,
+        counts: AttendanceCounts,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            date,
             organizer: organizer.map(|o| {
                 let visible = viewer.sees_email_of(o.id, organizer_id);
                 o.show(visible)
             }),
+            going_count: counts.going,
+            maybe_count: counts.maybe,
+            not_going_count: counts.not_going,
         }
     }
 }

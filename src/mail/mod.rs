@@ -3,4 +3,5 @@
 
 pub mod message;
 pub mod outbox;
+pub mod routes;
 pub mod worker;

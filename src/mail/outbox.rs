@@ -191,8 +191,10 @@ pub struct Failed {
     pub subject: String,
     pub attempts: i32,
     pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
 }
 
+/// The oldest `limit` failed mails.
 pub fn failed(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<Failed>> {
     outbox::table
         .filter(outbox::failed_at.is_not_null())
@@ -204,6 +206,7 @@ pub fn failed(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<Failed>> {
             outbox::subject,
             outbox::attempts,
             outbox::last_error,
+            outbox::created_at,
         ))
         .load(conn)
 }

@@ -97,8 +97,11 @@ async fn unknown_routes_get_a_json_404(app: TestApp) {
 async fn wrong_method_gets_405_naming_it_with_an_allow_header(app: TestApp) {
     app.register("ada").await;
     for (method, path, allow) in [
-        (Method::PUT, "/api/users/", "POST"),
-        (Method::GET, "/api/users", "POST"),
+        (Method::PUT, "/api/users/", "GET, POST"),
+        (Method::DELETE, "/api/users", "GET, POST"),
+        (Method::GET, "/api/users/7/", "PATCH"),
+        (Method::GET, "/api/outbox/retry/", "POST"),
+        (Method::DELETE, "/api/outbox", "GET"),
         (Method::PATCH, "/api/users/me/", "GET, DELETE"),
         (Method::POST, "/api/users/me", "GET, DELETE"),
         (Method::GET, "/api/token/", "POST"),

@@ -6,7 +6,9 @@ mod smtp;
 mod surface;
 
 mod accounts;
+mod admin;
 mod errors;
 mod events;
 mod mail;
+mod staff;
 mod tokens;
