@@ -17,9 +17,7 @@ bin="${RALLY_BIN:-target/debug/rally}"
 if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
-  (cd tests/browser && nice -n 19 npm ci --no-audit --no-fund --loglevel=error)
-fi
+(cd tests/browser && nice -n 19 npm ci --no-audit --no-fund --loglevel=error)
 # The console's files are compiled into the binary: build, so it serves the current ones.
 if [ -z "${RALLY_BIN:-}" ]; then nice -n 19 cargo build --quiet; fi
 

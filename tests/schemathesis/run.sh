@@ -26,8 +26,9 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 base="http://127.0.0.1:$port"
-curl -sf -X POST "$base/api/users/" -H 'Content-Type: application/json' \
-  -d '{"username": "schemathesis", "email": "st@example.com", "password": "Xq7!mVz2pL-rally"}' >/dev/null
+# A staff user, so the staff-only operations (users, outbox) are fuzzed past their 403.
+DATABASE_URL="$work/rally.sqlite3" RALLY_PASSWORD='Xq7!mVz2pL-rally' \
+  target/debug/rally createsuperuser --username schemathesis --email st@example.com >/dev/null
 token="$(curl -sf -X POST "$base/api/token/" -H 'Content-Type: application/json' \
   -d '{"username": "schemathesis", "password": "Xq7!mVz2pL-rally"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])')"
 "$venv/bin/schemathesis" run "$base/api/schema/" \
