@@ -134,13 +134,11 @@ impl Application {
         let workers = settings.workers;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let hashing_slots = (cores / 2).max(1);
-        // Blocking threads per worker: enough for every pooled connection plus the hashes,
-        // and no more. Requests beyond that wait in the blocking pool's queue, first come
-        // first served, instead of as hundreds of threads racing for the pool's
-        // connections (a SQLite list's p99 was 8 times its median).
-        let blocking_threads = (settings.database.pool_size as usize + hashing_slots)
-            .div_ceil(workers.unwrap_or(cores))
-            .max(2);
+        // Blocking threads per worker: one per pooled connection (a worker may hold them
+        // all) plus the hashes, and no more. Requests beyond that wait for a connection
+        // permit in `db::run`, first come first served, instead of as hundreds of threads
+        // racing for the pool's connections (a SQLite list's p99 was 8 times its median).
+        let blocking_threads = settings.database.pool_size as usize + hashing_slots;
         let mail_wake = Arc::new(Notify::new());
         let mail_worker = if settings.mail.worker {
             Some(MailWorker::new(

@@ -4,7 +4,8 @@
 pub mod schema;
 
 use std::cell::Cell;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
 use diesel::connection::{
@@ -16,6 +17,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use tokio::sync::Semaphore;
 
 use crate::config::DatabaseSettings;
 use crate::error::ApiError;
@@ -33,8 +35,21 @@ pub enum DbConn {
     Sqlite(SqliteConnection),
 }
 
-/// The pool every request borrows from.
-pub type Pool = r2d2::Pool<Manager>;
+/// The pool every request borrows from: r2d2's pool (reached through `Deref`) and one
+/// permit per connection, which `run` takes on the async side before it asks for a thread.
+#[derive(Clone)]
+pub struct Pool {
+    connections: r2d2::Pool<Manager>,
+    permits: Arc<Semaphore>,
+}
+
+impl std::ops::Deref for Pool {
+    type Target = r2d2::Pool<Manager>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.connections
+    }
+}
 
 /// What `DATABASE_URL` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,7 +288,7 @@ impl r2d2::ManageConnection for Manager {
 /// Builds the pool without connecting: a database that is down at start makes requests
 /// answer 503 until it is back, instead of keeping the server from starting.
 pub fn build_pool(settings: &DatabaseSettings) -> Pool {
-    r2d2::Pool::builder()
+    let connections = r2d2::Pool::builder()
         .max_size(settings.pool_size)
         .min_idle(Some(0))
         .connection_timeout(settings.pool_timeout)
@@ -281,7 +296,11 @@ pub fn build_pool(settings: &DatabaseSettings) -> Pool {
         // a SQLite file cannot drop its connection.
         .test_on_check_out(settings.url.is_postgres())
         .idle_timeout(Some(Duration::from_secs(300)))
-        .build_unchecked(Manager::new(settings.url.clone()))
+        .build_unchecked(Manager::new(settings.url.clone()));
+    Pool {
+        permits: Arc::new(Semaphore::new(settings.pool_size as usize)),
+        connections,
+    }
 }
 
 /// Applies pending migrations; returns the versions applied.
@@ -321,11 +340,35 @@ where
 {
     let pool = pool.clone();
     let span = tracing::Span::current();
+    // Callers queue for a connection here, first come first served, holding no thread:
+    // blocking threads are per worker and few, and when every one of a worker's threads
+    // held a connection stuck on a lock, the requests queued behind them could not even
+    // reach the pool to time out (their 503s came after 3.5 s, not after DB_POOL_TIMEOUT).
+    // The timeout bounds the whole wait, permit and checkout together.
+    let timeout = pool.connection_timeout();
+    let deadline = Instant::now() + timeout;
+    let permit = match tokio::time::timeout(timeout, pool.permits.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => {
+            return Err(ApiError::Unavailable(
+                "no database connection: timed out waiting for connection".into(),
+            ));
+        }
+    };
     let (result, queries) = web::block(move || {
         let _entered = span.enter();
-        let mut conn = match pool.get() {
+        let _permit = permit;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let checkout = if left.is_zero() {
+            pool.try_get().ok_or_else(|| {
+                ApiError::Unavailable("no database connection: the pool wait ran out".into())
+            })
+        } else {
+            pool.get_timeout(left).map_err(ApiError::from_pool)
+        };
+        let mut conn = match checkout {
             Ok(c) => c,
-            Err(e) => return (Err(ApiError::from_pool(e)), 0),
+            Err(e) => return (Err(e), 0),
         };
         // The checkout ping is the pool's, not the request's.
         take_query_count();
