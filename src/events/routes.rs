@@ -89,14 +89,8 @@ pub(crate) async fn list(
     let query = ListQuery::parse(&pairs)?;
     let viewer = Viewer::of(viewer.0.as_ref());
     let q = query.clone();
-    let (rows, total, mut counts) = db::run(&state.pool, move |conn| {
-        let (rows, total) = store::list(conn, &q)?;
-        // One grouped query for the whole page, whatever its size.
-        let ids: Vec<&str> = rows.iter().map(|(e, _)| e.id.as_str()).collect();
-        let counts = store::counts_of(conn, &ids)?;
-        Ok((rows, total, counts))
-    })
-    .await?;
+    let (rows, total, mut counts) =
+        db::run(&state.pool, move |conn| Ok(store::list(conn, &q)?)).await?;
     let body: Vec<_> = rows
         .into_iter()
         .map(|(event, organizer)| {

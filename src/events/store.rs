@@ -119,55 +119,66 @@ fn unfiltered(q: &ListQuery) -> bool {
         && q.date_before.is_none()
 }
 
-/// One page of events with their organizers, and the total matching: two queries. The
-/// total of the whole table is read from `event_counts` (counting a million rows took tens
-/// of milliseconds); a filtered total is counted, from the indexes where they serve.
-pub fn list(conn: &mut DbConn, q: &ListQuery) -> QueryResult<(Vec<ListedWithOrganizer>, i64)> {
-    let mut page = filtered!(events::table.left_join(users::table).into_boxed(), q);
-    let ordering: &[Sort] = if q.ordering.is_empty() {
-        &[Sort {
-            key: SortKey::Date,
-            descending: false,
-        }]
-    } else {
-        &q.ordering
-    };
-    for sort in ordering {
-        page = match (sort.key, sort.descending) {
-            (SortKey::Date, false) => page.then_order_by(events::date.asc()),
-            (SortKey::Date, true) => page.then_order_by(events::date.desc()),
-            (SortKey::Name, false) => page.then_order_by(events::name.asc()),
-            (SortKey::Name, true) => page.then_order_by(events::name.desc()),
-            (SortKey::Organizer, descending) => {
-                // Events whose organizer was deleted come last in both directions, the
-                // same on both backends (they sort NULL differently).
-                let page = page.then_order_by(users::username.is_null().asc());
-                if descending {
-                    page.then_order_by(users::username.desc())
-                } else {
-                    page.then_order_by(users::username.asc())
-                }
-            }
-            (key, descending) => {
-                let count = status_count(match key {
-                    SortKey::GoingCount => "Going",
-                    SortKey::MaybeCount => "Maybe",
-                    _ => "Not Going",
-                });
-                if descending {
-                    page.then_order_by(count.desc())
-                } else {
-                    page.then_order_by(count.asc())
-                }
-            }
+/// The events of one page, joined with their organizers, in the order asked for (the
+/// id breaks ties, so pages never overlap or skip): a boxed query to select from.
+macro_rules! page {
+    ($q:expr) => {{
+        let q: &ListQuery = $q;
+        let mut page = filtered!(events::table.left_join(users::table).into_boxed(), q);
+        let ordering: &[Sort] = if q.ordering.is_empty() {
+            &[Sort {
+                key: SortKey::Date,
+                descending: false,
+            }]
+        } else {
+            &q.ordering
         };
-    }
-    // The id breaks ties, so pages never overlap or skip.
-    let rows = page
-        .then_order_by(events::id.asc())
+        for sort in ordering {
+            page = match (sort.key, sort.descending) {
+                (SortKey::Date, false) => page.then_order_by(events::date.asc()),
+                (SortKey::Date, true) => page.then_order_by(events::date.desc()),
+                (SortKey::Name, false) => page.then_order_by(events::name.asc()),
+                (SortKey::Name, true) => page.then_order_by(events::name.desc()),
+                (SortKey::Organizer, descending) => {
+                    // Events whose organizer was deleted come last in both directions, the
+                    // same on both backends (they sort NULL differently).
+                    let page = page.then_order_by(users::username.is_null().asc());
+                    if descending {
+                        page.then_order_by(users::username.desc())
+                    } else {
+                        page.then_order_by(users::username.asc())
+                    }
+                }
+                (key, descending) => {
+                    let count = status_count(match key {
+                        SortKey::GoingCount => "Going",
+                        SortKey::MaybeCount => "Maybe",
+                        _ => "Not Going",
+                    });
+                    if descending {
+                        page.then_order_by(count.desc())
+                    } else {
+                        page.then_order_by(count.asc())
+                    }
+                }
+            };
+        }
+        page.then_order_by(events::id.asc())
+            .limit(q.limit)
+            .offset(q.offset)
+    }};
+}
+
+/// One page of events with their organizers and attendance counts, and the total
+/// matching: three queries, whatever the page size. The total of the whole table is read
+/// from `event_counts` (counting a million rows took tens of milliseconds); a filtered
+/// total is counted, from the indexes where they serve.
+pub fn list(
+    conn: &mut DbConn,
+    q: &ListQuery,
+) -> QueryResult<(Vec<ListedWithOrganizer>, i64, CountsById)> {
+    let rows = page!(q)
         .select((ListedEvent::as_select(), Option::<UserRef>::as_select()))
-        .limit(q.limit)
-        .offset(q.offset)
         .load(conn)?;
     let total = if unfiltered(q) {
         event_counts::table
@@ -180,32 +191,61 @@ pub fn list(conn: &mut DbConn, q: &ListQuery) -> QueryResult<(Vec<ListedWithOrga
             .count()
             .get_result(conn)?
     };
-    Ok((rows, total))
+    // The page's ids as a subquery rather than a list of binds: a statement with one bind
+    // per id cannot be kept prepared, and parsing and planning it each time was a third
+    // of a SQLite list's cost.
+    let counts = if rows.is_empty() {
+        CountsById::new()
+    } else {
+        // Boxed per backend: Diesel's MultiConnection cannot nest a boxed subquery.
+        macro_rules! page_counts {
+            () => {
+                attendances::table
+                    .group_by((attendances::event_id, attendances::status))
+                    .select((
+                        attendances::event_id,
+                        attendances::status,
+                        diesel::dsl::count_star(),
+                    ))
+                    .into_boxed()
+                    .filter(attendances::event_id.eq_any(page!(q).select(events::id)))
+            };
+        }
+        grouped_counts(match conn {
+            DbConn::Sqlite(c) => page_counts!().load(c)?,
+            DbConn::Postgres(c) => page_counts!().load(c)?,
+        })
+    };
+    Ok((rows, total, counts))
 }
 
-/// The attendance counts of the given events, in one grouped query; events with no
-/// attendances are absent from the map.
-pub fn counts_of(
-    conn: &mut DbConn,
-    ids: &[&str],
-) -> QueryResult<std::collections::HashMap<String, AttendanceCounts>> {
-    let mut counts = std::collections::HashMap::<String, AttendanceCounts>::new();
-    if ids.is_empty() {
-        return Ok(counts);
-    }
-    let rows: Vec<(String, String, i64)> = attendances::table
-        .filter(attendances::event_id.eq_any(ids))
-        .group_by((attendances::event_id, attendances::status))
-        .select((
-            attendances::event_id,
-            attendances::status,
-            diesel::dsl::count_star(),
-        ))
-        .load(conn)?;
+/// Attendance counts by event id; an event with no attendances is absent.
+pub type CountsById = std::collections::HashMap<String, AttendanceCounts>;
+
+fn grouped_counts(rows: Vec<(String, String, i64)>) -> CountsById {
+    let mut counts = CountsById::new();
     for (event_id, status, n) in rows {
         counts.entry(event_id).or_default().add(&status, n);
     }
-    Ok(counts)
+    counts
+}
+
+/// The attendance counts of the given events, in one grouped query.
+pub fn counts_of(conn: &mut DbConn, ids: &[&str]) -> QueryResult<CountsById> {
+    if ids.is_empty() {
+        return Ok(CountsById::new());
+    }
+    Ok(grouped_counts(
+        attendances::table
+            .filter(attendances::event_id.eq_any(ids))
+            .group_by((attendances::event_id, attendances::status))
+            .select((
+                attendances::event_id,
+                attendances::status,
+                diesel::dsl::count_star(),
+            ))
+            .load(conn)?,
+    ))
 }
 
 /// An event with its organizer.
