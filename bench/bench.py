@@ -639,6 +639,20 @@ def clear_maildev(args):
         log(f"  (could not clear MailDev: {e})")
 
 
+def total_count(url, seconds=120):
+    """X-Total-Count of a list URL. A slow query's load (a substring search on SQLite
+    scans the table) can leave requests queued after wrk stops; their 503s pass."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=seconds) as resp:
+                return int(resp.headers.get("X-Total-Count", "0"))
+        except urllib.error.HTTPError as e:
+            if e.code != 503 or time.time() > deadline:
+                raise
+            time.sleep(1)
+
+
 def growth(args, out, pgdbs):
     """p50/p99 of four list queries at each size, for each backend."""
     rows = []
@@ -668,8 +682,7 @@ def growth(args, out, pgdbs):
                 for qname, path in GROWTH_QUERIES:
                     path = path.format(organizer=organizer)
                     sep = "&" if "?" in path else "?"
-                    with urllib.request.urlopen(server.base + path + sep + "limit=1", timeout=120) as resp:
-                        matches = int(resp.headers.get("X-Total-Count", "0"))
+                    matches = total_count(server.base + path + sep + "limit=1")
                     run_wrk(server.base + path, args.growth_connections, 1, threads=args.threads)
                     res = measured(args, f"{name} {qname}", lambda: run_wrk(
                         server.base + path,

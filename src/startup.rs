@@ -40,7 +40,8 @@ pub struct AppState {
 /// threshold, at 128 KiB unless set: each arena then gave its free top back with
 /// `madvise` after a few requests and took it back with page faults (8 % of rally's CPU
 /// in change_attendee_status, most of it TLB shootdowns). Below 1 MiB, blocks are small
-/// and reused; 16 MiB of slack per arena is kept.
+/// and reused; 4 MiB of slack per arena is kept (16 MiB took the peak RSS of a login
+/// load to 64 MiB).
 fn return_large_allocations() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -55,7 +56,7 @@ fn return_large_allocations() {
         // SAFETY: glibc's documented tuning call; it only changes the allocator's policy.
         unsafe {
             mallopt(M_MMAP_THRESHOLD, 1 << 20);
-            mallopt(M_TRIM_THRESHOLD, 16 << 20);
+            mallopt(M_TRIM_THRESHOLD, 4 << 20);
         }
     }
 }
