@@ -124,6 +124,15 @@ pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The value of a query parameter; the last one wins when it is repeated, as in Django.
+pub fn last_param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// A resource at `path` and at `path` + `/`: both forms answer, with no redirect. Methods
 /// it does not route get DRF's 405 with an `Allow` header.
 pub fn resource(path: &str, allow: &'static [Method]) -> Resource {

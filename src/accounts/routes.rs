@@ -326,14 +326,7 @@ pub(crate) async fn list_users(
 ) -> Result<HttpResponse, ApiError> {
     require_staff(&user.0)?;
     let pairs = query_pairs(&req);
-    // The last value of a repeated parameter wins, as in Django.
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| crate::http::last_param(&pairs, name);
     let mut errors = FieldErrors::new();
     let search = listing::search_terms(get("search"), &mut errors);
     let (limit, offset) = listing::paging(get("limit"), get("offset"), &mut errors);

@@ -149,13 +149,7 @@ impl ListQuery {
     /// Parses the query string; the last value of a repeated parameter wins, as in Django.
     /// Unknown parameters are ignored; every bad one is named in a single 400.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
-        let get = |name: &str| {
-            pairs
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |name: &str| crate::http::last_param(pairs, name);
         let mut errors = FieldErrors::new();
         let mut query = Self {
             search: Vec::new(),
