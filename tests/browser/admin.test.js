@@ -247,18 +247,23 @@ describe('a staff member', () => {
     // Keyboard: focus the column's button and press Enter; focus stays on it afterwards.
     await sortBy('Name').focus();
     await page.keyboard.press('Enter');
-    await until('sorted by name', async () => (await firstColumn(page, '#events-table'))[0] === XSS);
-    assert.equal(await page.locator('#events-table thead th').nth(0).getAttribute('aria-sort'), 'ascending');
+    // The XSS event also comes first by date, so the rows alone cannot tell that the
+    // sorted table has replaced the old one: wait for the header's state too.
+    const sortState = (column) => page.locator('#events-table thead th').nth(column).getAttribute('aria-sort');
+    await until('sorted by name', async () => (await sortState(0)) === 'ascending'
+      && (await firstColumn(page, '#events-table'))[0] === XSS);
     assert.equal(await page.evaluate(() => document.activeElement.dataset.focusKey), 'sort-name');
     await page.keyboard.press('Enter');
     await until('sorted by name, descending', async () => (await firstColumn(page, '#events-table'))[0] === 'Workshop 23');
     await sortBy('Organizer').click();
     await until('sorted by organizer', async () => {
+      if ((await sortState(2)) !== 'ascending') return false;
       const organizers = await page.locator('#events-table tbody tr td:nth-child(3)').allTextContents();
       return organizers[0] === 'boss';
     });
     await sortBy('Date').click();
-    await until('sorted by date', async () => (await firstColumn(page, '#events-table'))[0] === XSS);
+    await until('sorted by date', async () => (await sortState(1)) === 'ascending'
+      && (await firstColumn(page, '#events-table'))[0] === XSS);
   });
 
   it('pages with the API\'s Link header', async () => {
