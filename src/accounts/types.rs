@@ -79,12 +79,16 @@ impl From<&User> for Me {
             username: u.username.clone(),
             email: u.email.clone(),
             is_staff: u.is_staff,
-            date_joined: u
-                .date_joined
-                .and_utc()
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            date_joined: date_joined(u),
         }
     }
+}
+
+/// `date_joined` as Django REST Framework writes a datetime.
+fn date_joined(u: &User) -> String {
+    u.date_joined
+        .and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// A user as staff see them in the user administration **(beyond)**.
@@ -108,7 +112,7 @@ impl From<&User> for UserAdmin {
             email: u.email.clone(),
             is_staff: u.is_staff,
             is_active: u.is_active,
-            date_joined: Me::from(u).date_joined,
+            date_joined: date_joined(u),
         }
     }
 }

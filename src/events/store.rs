@@ -70,7 +70,7 @@ pub struct ListedEvent {
 }
 
 impl ListedEvent {
-    /// As `EventRow::show`.
+    /// The event as the API shows it (`EventRow::show` shows its row through this).
     pub fn show(
         self,
         organizer: Option<UserRef>,

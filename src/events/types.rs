@@ -133,15 +133,13 @@ impl EventRow {
         viewer: Viewer,
         counts: AttendanceCounts,
     ) -> EventOut {
-        EventOut::new(
-            self.id,
-            self.name,
-            self.date,
-            self.organizer_id,
-            organizer,
-            viewer,
-            counts,
-        )
+        super::store::ListedEvent {
+            id: self.id,
+            name: self.name,
+            date: self.date,
+            organizer_id: self.organizer_id,
+        }
+        .show(organizer, viewer, counts)
     }
 }
 
