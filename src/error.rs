@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 404, for unknown ids, malformed ids and unknown routes alike.
     #[error("not found")]
     NotFound,
+    /// 409 with a detail: the request conflicts with the resource's state.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// 405 naming the method.
     #[error("method {0} not allowed")]
     MethodNotAllowed(String),
@@ -101,6 +104,7 @@ impl ApiError {
             Self::AuthFailed { detail, .. } => detail.clone(),
             Self::PermissionDenied => "You do not have permission to perform this action.".into(),
             Self::NotFound => "Not found.".into(),
+            Self::Conflict(d) => d.clone(),
             Self::RequestTimeout => "Request timed out.".into(),
             Self::MethodNotAllowed(m) => format!("Method \"{m}\" not allowed."),
             Self::PayloadTooLarge { limit } => {
@@ -155,6 +159,7 @@ impl ResponseError for ApiError {
             Self::NotAuthenticated | Self::AuthFailed { .. } => StatusCode::UNAUTHORIZED,
             Self::PermissionDenied => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

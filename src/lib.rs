@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod mail;
 pub mod openapi;
+pub mod reminders;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

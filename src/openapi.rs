@@ -27,6 +27,36 @@ pub enum AttendanceStatus {
     NotGoing,
 }
 
+/// An attendance as stored: the three answers, and `Waitlisted`, which only the server
+/// sets (a `Going` answer to a full event) **(beyond)**.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum StoredAttendanceStatus {
+    Going,
+    Maybe,
+    #[serde(rename = "Not Going")]
+    NotGoing,
+    Waitlisted,
+}
+
+/// An event's lifecycle: `draft` (seen only by its organizer and staff), `published`,
+/// `cancelled` (kept and readable; answers are refused with 409).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    Draft,
+    Published,
+    Cancelled,
+}
+
+/// `public`: listed for everyone; `unlisted`: readable by id, listed only for its
+/// organizer and staff.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Public,
+    Unlisted,
+}
+
 // The request bodies below describe what the handlers read. The handlers read them
 // field by field (`validation.rs`) so that every problem is reported in DRF's words; these
 // types exist for the document.
@@ -84,7 +114,9 @@ pub struct PasswordConfirmation {
     password: String,
 }
 
-/// `POST /api/events/` and `PUT /api/events/{id}/`: both fields required.
+/// `POST /api/events/` and `PUT /api/events/{id}/`. `name` is required; `date` is
+/// required unless `starts_at` is given, from which it is then derived. Every other field
+/// is optional **(beyond)**; on PUT a field left out keeps its value, as in DRF.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct EventWrite {
@@ -96,7 +128,44 @@ pub struct EventWrite {
         example = "Rust meetup"
     )]
     name: String,
-    date: NaiveDate,
+    /// Must equal `starts_at`'s day in the event's time zone when both are given.
+    #[schema(nullable = false)]
+    date: Option<NaiveDate>,
+    #[serde(flatten)]
+    details: EventDetails,
+}
+
+/// The optional fields of an event **(beyond)**.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventDetails {
+    /// RFC 3339 with an offset; stored in UTC. Null clears it (and needs `ends_at` null too).
+    starts_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// RFC 3339 with an offset; not before `starts_at`, and only with one.
+    ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// An IANA time zone name.
+    #[schema(example = "Europe/Berlin", max_length = 64)]
+    timezone: Option<String>,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$", nullable = false)]
+    description: Option<String>,
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$", nullable = false)]
+    location: Option<String>,
+    /// An absolute http or https URL.
+    #[schema(max_length = 2000, example = "https://meet.example.com/rust")]
+    online_url: Option<String>,
+    /// Seats for Going; null for no limit.
+    #[schema(minimum = 1, maximum = 1000000)]
+    capacity: Option<i32>,
+    /// Created as `draft` or `published` (default); a published event cannot go back to draft.
+    #[schema(nullable = false)]
+    status: Option<EventStatus>,
+    #[schema(nullable = false)]
+    visibility: Option<Visibility>,
+    /// Up to five ISO 8601 durations in weeks, days, hours, minutes or seconds, each
+    /// between PT1M and P366D; a reminder mail goes to everyone Going that long before
+    /// `starts_at`.
+    #[schema(max_items = 5, nullable = false, example = json!(["P1D", "PT1H"]))]
+    reminders: Option<Vec<String>>,
 }
 
 /// `PATCH /api/events/{id}/`: any subset.
@@ -112,6 +181,8 @@ pub struct EventPatch {
     name: Option<String>,
     #[schema(nullable = false)]
     date: Option<NaiveDate>,
+    #[serde(flatten)]
+    details: EventDetails,
 }
 
 /// `PATCH /api/users/{id}/`: either flag, or both.
@@ -138,7 +209,11 @@ pub struct AttendanceRequest {
 #[allow(dead_code)]
 pub struct AttendanceAnswer {
     user: UserOut,
-    status: AttendanceStatus,
+    /// `Waitlisted` when the event is full.
+    status: StoredAttendanceStatus,
+    /// The caller's place on the waitlist, from 1; only when waitlisted **(beyond)**.
+    #[schema(minimum = 1)]
+    waitlist_position: Option<i64>,
 }
 
 /// Any error with a single message.
@@ -230,8 +305,22 @@ pub enum UserNotFound {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum EventNotFound {
-    #[response(status = 404, description = "No such event (or a malformed id)")]
+    #[response(
+        status = 404,
+        description = "No such event, a malformed id, or a draft the caller may not see"
+    )]
     Missing(ErrorDetail),
+}
+
+/// The event does not take answers in its state.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum NotOpen {
+    #[response(
+        status = 409,
+        description = "The event is cancelled or a draft: no answers"
+    )]
+    Closed(ErrorDetail),
 }
 
 /// The database did not answer in time.
@@ -307,6 +396,7 @@ impl Modify for BearerAuth {
     ),
     components(schemas(
         Me, UserOut, TokenPair, EventOut, EventDetail, AttendanceOut, AttendanceStatus,
+        StoredAttendanceStatus, EventStatus, Visibility, EventDetails,
         AttendanceAnswer, RegisterRequest, TokenObtainRequest, RefreshTokenRequest,
         TokenVerifyRequest, PasswordConfirmation, EventWrite, EventPatch, AttendanceRequest,
         ErrorDetail, TokenError, FieldErrors, BadRequest, Empty, Health, UserAdmin,

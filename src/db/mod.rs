@@ -25,6 +25,23 @@ use crate::error::ApiError;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// A multi-row INSERT of `$rows` (a `Vec` of value tuples) into `$table`. Diesel's
+/// MultiConnection cannot batch-insert, so each backend gets its own arm.
+#[macro_export]
+macro_rules! insert_many {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite(c) => {
+                diesel::insert_into($table).values($rows).execute(c)?
+            }
+            $crate::db::DbConn::Postgres(c) => {
+                diesel::insert_into($table).values($rows).execute(c)?
+            }
+        }
+    };
+}
+pub use insert_many;
+
 /// Serializes concurrent `rally` processes migrating one PostgreSQL database.
 const MIGRATION_LOCK_KEY: i64 = 0x7261_6c6c_795f_6d67; // "rally_mg"
 

@@ -21,6 +21,17 @@ diesel::table! {
         organizer_id -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        starts_at -> Nullable<Timestamp>,
+        ends_at -> Nullable<Timestamp>,
+        timezone -> Nullable<Text>,
+        description -> Text,
+        location -> Text,
+        online_url -> Nullable<Text>,
+        capacity -> Nullable<Integer>,
+        status -> Text,
+        visibility -> Text,
+        sequence -> Integer,
+        reminders -> Text,
     }
 }
 
@@ -30,6 +41,25 @@ diesel::table! {
         event_id -> Text,
         user_id -> BigInt,
         status -> Text,
+        waitlist_seq -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    reminders (id) {
+        id -> BigInt,
+        event_id -> Text,
+        offset_seconds -> BigInt,
+        due_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    calendar_tokens (user_id) {
+        user_id -> BigInt,
+        token_sha256 -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -62,5 +92,15 @@ diesel::table! {
 diesel::joinable!(events -> users (organizer_id));
 diesel::joinable!(attendances -> events (event_id));
 diesel::joinable!(attendances -> users (user_id));
+diesel::joinable!(reminders -> events (event_id));
+diesel::joinable!(calendar_tokens -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, events, attendances, token_blacklist, outbox);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    events,
+    attendances,
+    reminders,
+    calendar_tokens,
+    token_blacklist,
+    outbox
+);

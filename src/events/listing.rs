@@ -1,11 +1,12 @@
 //! `GET /api/events/` parameters: filters, ordering and limit/offset paging, each checked
 //! and reported by name, and the `Link` header that carries the paging.
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::json;
 
+use super::types::Viewer;
 use crate::error::{ApiError, FieldErrors};
-use crate::validation::parse_date;
+use crate::validation::{DATETIME_FORMAT, parse_date, parse_datetime};
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
@@ -16,23 +17,28 @@ const MAX_SEARCH_TERMS: usize = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
     Date,
+    /// Events without a start time come last either way.
+    StartsAt,
     Name,
     /// The organizer's username; events without one come last either way.
     Organizer,
     GoingCount,
     MaybeCount,
     NotGoingCount,
+    WaitlistCount,
 }
 
 impl SortKey {
     /// The `ordering` names, as the list's fields are called.
-    pub const NAMES: [(&'static str, SortKey); 6] = [
+    pub const NAMES: [(&'static str, SortKey); 8] = [
         ("date", SortKey::Date),
+        ("starts_at", SortKey::StartsAt),
         ("name", SortKey::Name),
         ("organizer", SortKey::Organizer),
         ("going_count", SortKey::GoingCount),
         ("maybe_count", SortKey::MaybeCount),
         ("not_going_count", SortKey::NotGoingCount),
+        ("waitlist_count", SortKey::WaitlistCount),
     ];
 }
 
@@ -51,6 +57,12 @@ pub struct ListQuery {
     pub organizer: Option<i64>,
     pub date_after: Option<NaiveDate>,
     pub date_before: Option<NaiveDate>,
+    /// `starts_at` on or after, UTC.
+    pub starts_after: Option<NaiveDateTime>,
+    /// `starts_at` on or before, UTC.
+    pub starts_before: Option<NaiveDateTime>,
+    /// Who asks: drafts and unlisted events are listed only for their organizer and staff.
+    pub viewer: Viewer,
     /// Empty means the default: date, then id.
     pub ordering: Vec<Sort>,
     pub limit: i64,
@@ -156,6 +168,12 @@ impl ListQuery {
             organizer: None,
             date_after: None,
             date_before: None,
+            starts_after: None,
+            starts_before: None,
+            viewer: Viewer {
+                id: None,
+                is_staff: false,
+            },
             ordering: Vec::new(),
             limit: DEFAULT_LIMIT,
             offset: 0,
@@ -175,6 +193,17 @@ impl ListQuery {
                 match parse_date(raw.trim()) {
                     Some(d) => *slot = Some(d),
                     None => error(&mut errors, param, "Enter a valid date.".into()),
+                }
+            }
+        }
+        for (param, slot) in [
+            ("starts_after", &mut query.starts_after),
+            ("starts_before", &mut query.starts_before),
+        ] {
+            if let Some(raw) = get(param).filter(|r| !r.is_empty()) {
+                match parse_datetime(raw.trim()) {
+                    Some(t) => *slot = Some(t.naive_utc()),
+                    None => error(&mut errors, param, DATETIME_FORMAT.into()),
                 }
             }
         }

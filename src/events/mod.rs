@@ -1,5 +1,7 @@
 //! Events, attendance, permissions and listing.
 
+pub mod attendance;
+pub mod fields;
 pub mod listing;
 pub mod permissions;
 pub mod routes;

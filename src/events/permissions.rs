@@ -1,6 +1,15 @@
 //! Who may do what to an event: the workshop's `IsOrganizerOrReadOnly`, made complete.
 
+use super::types::{DRAFT, EventRow, Viewer};
 use crate::accounts::types::User;
+
+/// Read by id (detail, calendar, answers): everyone, except a draft, which only its
+/// organizer and staff see. Others get a 404, as for an event that does not exist.
+pub fn can_view(viewer: Viewer, event: &EventRow) -> bool {
+    event.status != DRAFT
+        || viewer.is_staff
+        || (viewer.id.is_some() && viewer.id == event.organizer_id)
+}
 
 /// Change or delete: the organizer, or staff. An event whose organizer was deleted has
 /// no organizer, so only staff can change it.

@@ -6,22 +6,23 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde_json::json;
 
+use super::attendance;
+use super::fields;
 use super::listing::{self, ListQuery};
-use super::permissions::can_edit;
+use super::permissions::{can_edit, can_view};
 use super::store;
 use super::types::{
-    AttendanceCounts, AttendanceOut, EventChanges, EventDetail, EventRow, NewAttendance, NewEvent,
-    STATUSES, Viewer,
+    AttendanceCounts, AttendanceOut, EventChanges, EventDetail, NewEvent, STATUSES, Viewer,
 };
 use crate::accounts::extract::{AuthUser, MaybeUser};
+use crate::accounts::types::UserRef;
 use crate::db;
 use crate::error::ApiError;
 use crate::http::{JsonBody, query_pairs, resource};
 use crate::mail::{message, outbox};
+use crate::reminders::schedule::reschedule;
 use crate::startup::AppState;
-use crate::validation::{Input, Text};
-
-const NAME_MAX: usize = 100;
+use crate::validation::Input;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -62,14 +63,16 @@ pub fn base_url(req: &HttpRequest) -> String {
     get,
     path = "/api/events/",
     tag = "events",
-    summary = "List events, a page at a time.",
+    summary = "List events, a page at a time: published and cancelled public events, plus the caller's own drafts and unlisted events (staff: all).",
     security((), ("bearer" = [])),
     params(
         ("search" = Option<String>, Query, description = "Terms split on spaces and commas; each must occur in the name, case-insensitively"),
         ("organizer" = Option<i64>, Query, description = "Organizer's user id"),
         ("date_after" = Option<chrono::NaiveDate>, Query, description = "On or after this date"),
         ("date_before" = Option<chrono::NaiveDate>, Query, description = "On or before this date"),
-        ("ordering" = Option<String>, Query, pattern = r"^-?(date|name|organizer|going_count|maybe_count|not_going_count)(,-?(date|name|organizer|going_count|maybe_count|not_going_count))*$", description = "Comma-separated: date, name, organizer (username), going_count, maybe_count, not_going_count, each optionally with a leading - for descending (default: date, then id)"),
+        ("starts_after" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "starts_at on or after this instant (RFC 3339 with offset); events without starts_at are left out"),
+        ("starts_before" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "starts_at on or before this instant (RFC 3339 with offset); events without starts_at are left out"),
+        ("ordering" = Option<String>, Query, pattern = r"^-?(date|starts_at|name|organizer|going_count|maybe_count|not_going_count|waitlist_count)(,-?(date|starts_at|name|organizer|going_count|maybe_count|not_going_count|waitlist_count))*$", description = "Comma-separated: date, starts_at, name, organizer (username), going_count, maybe_count, not_going_count, waitlist_count, each optionally with a leading - for descending (default: date, then id). Events without starts_at or organizer sort last either way."),
         ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 100, capped at 1000"),
         ("offset" = Option<i64>, Query, minimum = 0, description = "Rows to skip"),
     ),
@@ -86,8 +89,9 @@ pub(crate) async fn list(
     viewer: MaybeUser,
 ) -> Result<HttpResponse, ApiError> {
     let pairs = query_pairs(&req);
-    let query = ListQuery::parse(&pairs)?;
+    let mut query = ListQuery::parse(&pairs)?;
     let viewer = Viewer::of(viewer.0.as_ref());
+    query.viewer = viewer;
     let q = query.clone();
     let (rows, total, mut counts) =
         db::run(&state.pool, move |conn| Ok(store::list(conn, &q)?)).await?;
@@ -108,18 +112,15 @@ pub(crate) async fn list(
     Ok(response.json(body))
 }
 
-/// `name` and `date`, both required (create, PUT) or each optional (PATCH).
-fn read_event(input: &mut Input, partial: bool) -> EventChanges {
-    let name_rules = if partial {
-        Text::optional(NAME_MAX)
-    } else {
-        Text::required(NAME_MAX)
-    };
-    EventChanges {
-        name: input.text("name", name_rules),
-        date: input.date("date", !partial),
-        updated_at: Some(Utc::now().naive_utc()),
-    }
+/// The body's event fields, each checked; the rules across fields come in `fields::merge`.
+fn read_body(
+    body: serde_json::Value,
+    partial: bool,
+    creating: bool,
+) -> Result<fields::EventInput, ApiError> {
+    let mut input = Input::new(body)?;
+    let fields = fields::read(&mut input, partial, creating);
+    input.finish().map(|()| fields)
 }
 
 #[utoipa::path(
@@ -140,40 +141,17 @@ pub(crate) async fn create(
     user: AuthUser,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let mut input = Input::new(body.0)?;
-    let fields = read_event(&mut input, false);
-    input.finish()?;
-    let (Some(name), Some(date)) = (fields.name, fields.date) else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "validated event fields missing"
-        )));
-    };
     let organizer = user.0;
-    let now = Utc::now().naive_utc();
-    let row = EventRow {
-        id: uuid::Uuid::new_v4().hyphenated().to_string(),
-        name,
-        date,
-        organizer_id: Some(organizer.id),
-        created_at: now,
-        updated_at: now,
-    };
+    let mut row = fields::merge(None, read_body(body.0, false, true)?, false)?;
+    row.id = uuid::Uuid::new_v4().hyphenated().to_string();
+    row.organizer_id = Some(organizer.id);
     let stored = row.clone();
     // The organizer's mail is written in the same transaction as the event: both or neither.
     let mail = message::event_created(&organizer.email, &row.name, row.date, &row.id);
     db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
-            store::insert(
-                conn,
-                &NewEvent {
-                    id: &stored.id,
-                    name: &stored.name,
-                    date: stored.date,
-                    organizer_id: stored.organizer_id,
-                    created_at: stored.created_at,
-                    updated_at: stored.updated_at,
-                },
-            )?;
+            store::insert(conn, &NewEvent::of(&stored, Utc::now().naive_utc()))?;
+            reschedule(conn, &stored)?;
             outbox::enqueue(conn, &mail)?;
             Ok::<_, ApiError>(())
         })
@@ -182,7 +160,7 @@ pub(crate) async fn create(
     state.mail_wake.notify_one();
     tracing::info!(event_id = %row.id, organizer_id = organizer.id, "event created");
     let viewer = Viewer::of(Some(&organizer));
-    let organizer_ref = crate::accounts::types::UserRef {
+    let organizer_ref = UserRef {
         id: organizer.id,
         username: organizer.username.clone(),
         email: organizer.email.clone(),
@@ -216,7 +194,9 @@ pub(crate) async fn detail(
     let id = event_id(&path)?;
     let viewer = Viewer::of(viewer.0.as_ref());
     let (event, organizer, attendances) = db::run(&state.pool, move |conn| {
-        let (event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+        let (event, organizer) = store::find(conn, &id)?
+            .filter(|(event, _)| can_view(viewer, event))
+            .ok_or(ApiError::NotFound)?;
         let attendances = store::attendances_of(conn, &id)?;
         Ok((event, organizer, attendances))
     })
@@ -301,35 +281,54 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = event_id(&path)?;
     let user = user.0;
-    let validated = Input::new(body.0).and_then(|mut input| {
-        let changes = read_event(&mut input, partial);
-        input.finish().map(|()| changes)
-    });
+    let validated = read_body(body.0, partial, false);
     let caller = user.clone();
-    let (event, organizer, counts) = db::run(&state.pool, move |conn| {
+    let (event, organizer, counts, mailed) = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
-            let (mut event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
-            if !can_edit(&caller, event.organizer_id) {
+            let old = attendance::lock_event(conn, &id)?
+                .filter(|e| can_view(Viewer::of(Some(&caller)), e))
+                .ok_or(ApiError::NotFound)?;
+            if !can_edit(&caller, old.organizer_id) {
                 return Err(ApiError::PermissionDenied);
             }
-            let changes = validated?;
-            store::update(conn, &id, &changes)?;
-            if let Some(name) = changes.name {
-                event.name = name;
+            let mut new = fields::merge(Some(&old), validated?, partial)?;
+            let changes = fields::important_changes(&old, &new);
+            if !changes.is_empty() {
+                new.sequence += 1;
             }
-            if let Some(date) = changes.date {
-                event.date = date;
+            store::update(conn, &id, &EventChanges::of(&new, Utc::now().naive_utc()))?;
+            let mut mailed = false;
+            if !changes.is_empty() {
+                // One mail per attendee, in this transaction: the change and its notice
+                // are stored together or not at all.
+                let mails: Vec<_> = attendance::interested_emails(conn, &id)?
+                    .iter()
+                    .map(|to| message::event_changed(to, &new, &changes))
+                    .collect();
+                outbox::enqueue_many(conn, &mails)?;
+                mailed |= !mails.is_empty();
             }
-            if let Some(at) = changes.updated_at {
-                event.updated_at = at;
+            if (old.starts_at, &old.reminders, &old.status)
+                != (new.starts_at, &new.reminders, &new.status)
+            {
+                reschedule(conn, &new)?;
+                mailed = true;
             }
+            // More seats, no limit any more, or published again: the waitlist moves up.
+            if old.capacity != new.capacity || old.status != new.status {
+                mailed |= attendance::promote(conn, &new)? > 0;
+            }
+            let organizer = store::user_ref(conn, new.organizer_id)?;
             let counts = store::counts_of(conn, &[id.as_str()])?
                 .remove(&id)
                 .unwrap_or_default();
-            Ok((event, organizer, counts))
+            Ok((new, organizer, counts, mailed))
         })
     })
     .await?;
+    if mailed {
+        state.mail_wake.notify_one();
+    }
     tracing::info!(event_id = %event.id, user_id = user.id, "event updated");
     Ok(HttpResponse::Ok().json(event.show(organizer, Viewer::of(Some(&user)), counts)))
 }
@@ -360,7 +359,9 @@ pub(crate) async fn delete(
     let deleted_id = id.clone();
     db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
-            let (event, _) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+            let (event, _) = store::find(conn, &id)?
+                .filter(|(e, _)| can_view(Viewer::of(Some(&caller)), e))
+                .ok_or(ApiError::NotFound)?;
             if !can_edit(&caller, event.organizer_id) {
                 return Err(ApiError::PermissionDenied);
             }
@@ -381,9 +382,10 @@ pub(crate) async fn delete(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The event's UUID")), request_body = crate::openapi::AttendanceRequest,
     responses(
-        (status = 200, description = "The answer as stored", body = crate::openapi::AttendanceAnswer),
+        (status = 200, description = "The answer as stored: Waitlisted when a Going answer meets a full event", body = crate::openapi::AttendanceAnswer),
         crate::openapi::Unauthorized,
         crate::openapi::EventNotFound,
+        crate::openapi::NotOpen,
         crate::openapi::BodyErrors,
     )
 )]
@@ -399,32 +401,35 @@ pub(crate) async fn change_attendee_status(
         let status = input.choice("status", &STATUSES);
         input.finish().map(|()| status.unwrap_or(STATUSES[0]))
     });
-    let user_id = user.id;
-    let status = match validated {
+    let viewer = Viewer::of(Some(&user));
+    let wanted = match validated {
         Ok(status) => status,
         Err(e) => {
             // An unknown event is a 404 before any problem with the body, as in DRF.
             let check = id.clone();
-            let exists = db::run(&state.pool, move |conn| Ok(store::exists(conn, &check)?)).await?;
-            return Err(if exists { e } else { ApiError::NotFound });
+            let visible = db::run(&state.pool, move |conn| {
+                Ok(store::find(conn, &check)?.is_some_and(|(e, _)| can_view(viewer, &e)))
+            })
+            .await?;
+            return Err(if visible { e } else { ApiError::NotFound });
         }
     };
-    let found = db::run(&state.pool, move |conn| {
-        Ok(store::upsert_attendance(
-            conn,
-            &NewAttendance {
-                event_id: &id,
-                user_id,
-                status,
-            },
-        )?)
+    let user_id = user.id;
+    let stored = db::run(&state.pool, move |conn| {
+        db::write_tx(conn, |conn| {
+            attendance::answer(conn, &id, user_id, viewer, wanted)
+        })
     })
     .await?;
-    if !found {
-        return Err(ApiError::NotFound);
+    if stored.promoted {
+        state.mail_wake.notify_one();
     }
-    Ok(HttpResponse::Ok().json(json!({
+    let mut body = json!({
         "user": {"id": user.id, "username": user.username, "email": user.email},
-        "status": status,
-    })))
+        "status": stored.status,
+    });
+    if let Some(position) = stored.position {
+        body["waitlist_position"] = json!(position);
+    }
+    Ok(HttpResponse::Ok().json(body))
 }

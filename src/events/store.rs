@@ -1,15 +1,10 @@
 //! The event and attendance queries. Each request does a fixed number of them, whatever
 //! the page size or the number of attendees.
 
-use chrono::NaiveDate;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::upsert::excluded;
 
 use super::listing::{ListQuery, Sort, SortKey};
-use super::types::{
-    AttendanceCounts, EventChanges, EventOut, EventRow, NewAttendance, NewEvent, Viewer,
-};
+use super::types::{AttendanceCounts, EventChanges, EventRow, NewEvent};
 use crate::accounts::types::UserRef;
 use crate::db::DbConn;
 use crate::db::schema::{attendances, events, users};
@@ -51,6 +46,22 @@ macro_rules! filtered {
         if let Some(d) = q.date_before {
             query = query.filter(events::date.le(d));
         }
+        if let Some(t) = q.starts_after {
+            query = query.filter(events::starts_at.ge(t));
+        }
+        if let Some(t) = q.starts_before {
+            query = query.filter(events::starts_at.le(t));
+        }
+        // Drafts and unlisted events are listed only for their organizer and for staff.
+        if !q.viewer.is_staff {
+            let listed = events::status
+                .ne(super::types::DRAFT)
+                .and(events::visibility.eq(super::types::PUBLIC));
+            query = match q.viewer.id {
+                Some(id) => query.filter(listed.or(events::organizer_id.eq(id))),
+                None => query.filter(listed),
+            };
+        }
         query
     }};
 }
@@ -58,49 +69,15 @@ macro_rules! filtered {
 /// An event with its organizer, if it still has one.
 pub type EventWithOrganizer = (EventRow, Option<UserRef>);
 
-/// An event as a list shows it: only the columns shown are read (decoding the two
-/// timestamps was a sixth of a SQLite list's CPU).
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = events)]
-pub struct ListedEvent {
-    pub id: String,
-    pub name: String,
-    pub date: NaiveDate,
-    pub organizer_id: Option<i64>,
-}
-
-impl ListedEvent {
-    /// The event as the API shows it (`EventRow::show` shows its row through this).
-    pub fn show(
-        self,
-        organizer: Option<UserRef>,
-        viewer: Viewer,
-        counts: AttendanceCounts,
-    ) -> EventOut {
-        EventOut::new(
-            self.id,
-            self.name,
-            self.date,
-            self.organizer_id,
-            organizer,
-            viewer,
-            counts,
-        )
-    }
-}
-
 /// The number of an event's attendances with one status, for `ordering`: a correlated
 /// count over the `(event_id, user_id)` index. Only an ordering by a count pays for it.
 fn status_count(status: &'static str) -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
-    debug_assert!(super::types::STATUSES.contains(&status));
+    debug_assert!(super::types::STATUSES.contains(&status) || status == super::types::WAITLISTED);
     // `status` is one of the constant STATUSES, never client text.
     diesel::dsl::sql(&format!(
         "(SELECT COUNT(*) FROM attendances a WHERE a.event_id = events.id AND a.status = '{status}')"
     ))
 }
-
-/// A listed event with its organizer, if it still has one.
-pub type ListedWithOrganizer = (ListedEvent, Option<UserRef>);
 
 diesel::table! {
     /// The number of events, kept by triggers on `events` (migration
@@ -109,6 +86,8 @@ diesel::table! {
     event_counts (shard) {
         shard -> Integer,
         n -> BigInt,
+        /// Drafts and unlisted events, also counted in `n`.
+        hidden -> BigInt,
     }
 }
 
@@ -117,6 +96,8 @@ fn unfiltered(q: &ListQuery) -> bool {
         && q.organizer.is_none()
         && q.date_after.is_none()
         && q.date_before.is_none()
+        && q.starts_after.is_none()
+        && q.starts_before.is_none()
 }
 
 /// The events of one page, joined with their organizers, in the order asked for (the
@@ -139,6 +120,15 @@ macro_rules! page {
                 (SortKey::Date, true) => page.then_order_by(events::date.desc()),
                 (SortKey::Name, false) => page.then_order_by(events::name.asc()),
                 (SortKey::Name, true) => page.then_order_by(events::name.desc()),
+                (SortKey::StartsAt, descending) => {
+                    // Events without a start time come last in both directions.
+                    let page = page.then_order_by(events::starts_at.is_null().asc());
+                    if descending {
+                        page.then_order_by(events::starts_at.desc())
+                    } else {
+                        page.then_order_by(events::starts_at.asc())
+                    }
+                }
                 (SortKey::Organizer, descending) => {
                     // Events whose organizer was deleted come last in both directions, the
                     // same on both backends (they sort NULL differently).
@@ -153,6 +143,7 @@ macro_rules! page {
                     let count = status_count(match key {
                         SortKey::GoingCount => "Going",
                         SortKey::MaybeCount => "Maybe",
+                        SortKey::WaitlistCount => super::types::WAITLISTED,
                         _ => "Not Going",
                     });
                     if descending {
@@ -176,16 +167,34 @@ macro_rules! page {
 pub fn list(
     conn: &mut DbConn,
     q: &ListQuery,
-) -> QueryResult<(Vec<ListedWithOrganizer>, i64, CountsById)> {
+) -> QueryResult<(Vec<EventWithOrganizer>, i64, CountsById)> {
     let rows = page!(q)
-        .select((ListedEvent::as_select(), Option::<UserRef>::as_select()))
+        .select((EventRow::as_select(), Option::<UserRef>::as_select()))
         .load(conn)?;
     let total = if unfiltered(q) {
-        event_counts::table
-            .select(event_counts::n)
-            .load::<i64>(conn)?
+        let shards: Vec<(i64, i64)> = event_counts::table
+            .select((event_counts::n, event_counts::hidden))
+            .load(conn)?;
+        let (all, hidden) = shards
             .into_iter()
-            .sum()
+            .fold((0, 0), |(n, h), (sn, sh)| (n + sn, h + sh));
+        match q.viewer.id {
+            _ if q.viewer.is_staff => all,
+            // The caller's own drafts and unlisted events are listed for them too.
+            Some(id) => {
+                let own_hidden: i64 = events::table
+                    .filter(events::organizer_id.eq(id))
+                    .filter(
+                        events::status
+                            .eq(super::types::DRAFT)
+                            .or(events::visibility.ne(super::types::PUBLIC)),
+                    )
+                    .count()
+                    .get_result(conn)?;
+                all - hidden + own_hidden
+            }
+            None => all - hidden,
+        }
     } else {
         filtered!(events::table.into_boxed(), q)
             .count()
@@ -258,8 +267,14 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<EventWithOrganize
         .optional()
 }
 
-pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(events::table.filter(events::id.eq(id)))).get_result(conn)
+/// A user as events embed them, if there is one.
+pub fn user_ref(conn: &mut DbConn, id: Option<i64>) -> QueryResult<Option<UserRef>> {
+    let Some(id) = id else { return Ok(None) };
+    users::table
+        .find(id)
+        .select(UserRef::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// An event's attendances with their users, oldest answer first.
@@ -284,31 +299,6 @@ pub fn update(conn: &mut DbConn, id: &str, changes: &EventChanges) -> QueryResul
 
 pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
     diesel::delete(events::table.find(id)).execute(conn)
-}
-
-/// Sets the caller's answer in one statement (`INSERT … ON CONFLICT DO UPDATE`), so
-/// concurrent answers by one user leave exactly one row. `Ok(false)` when the event is
-/// gone. Upserts are not in Diesel's cross-backend subset, hence one arm per backend.
-pub fn upsert_attendance(conn: &mut DbConn, row: &NewAttendance<'_>) -> QueryResult<bool> {
-    macro_rules! upsert {
-        ($conn:expr) => {
-            diesel::insert_into(attendances::table)
-                .values(row)
-                .on_conflict((attendances::event_id, attendances::user_id))
-                .do_update()
-                .set(attendances::status.eq(excluded(attendances::status)))
-                .execute($conn)
-        };
-    }
-    let result = match conn {
-        DbConn::Sqlite(c) => upsert!(c),
-        DbConn::Postgres(c) => upsert!(c),
-    };
-    match result {
-        Ok(_) => Ok(true),
-        Err(DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! The mails rally writes, and turning an outbox row into an RFC 5322 message.
 
 use chrono::NaiveDate;
+
+use crate::events::fields::Change;
+use crate::events::types::EventRow;
 use lettre::Message;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
@@ -22,6 +25,54 @@ pub fn event_created(recipient: &str, name: &str, date: NaiveDate, id: &str) -> 
             "A new event has been created.\n\nName: {name}\nDate: {date}\nId: {id}\n",
             date = date.format("%Y-%m-%d")
         ),
+    }
+}
+
+/// The event's URL in the API, for mails.
+fn event_ref(event: &EventRow) -> String {
+    format!("Id: {}\n", event.id)
+}
+
+/// A seat came free and is now the recipient's.
+pub fn waitlist_promoted(recipient: &str, event: &EventRow) -> NewMail {
+    NewMail {
+        recipient: recipient.to_string(),
+        subject: format!("You have a place: {}", event.name),
+        body: format!(
+            "A place came free at \"{name}\" on {date} and it is yours: \
+             your answer is now Going.\n\nIf you cannot come, answer Not Going so that \
+             the next person on the waitlist gets it.\n\n{r}",
+            name = event.name,
+            date = event.date,
+            r = event_ref(event),
+        ),
+    }
+}
+
+/// The one mail each attendee gets for a save that changed what they plan around
+/// (`fields::important_changes`), old → new. A cancellation says so in its subject.
+pub fn event_changed(recipient: &str, event: &EventRow, changes: &[Change]) -> NewMail {
+    let cancelled = changes
+        .iter()
+        .any(|c| c.field == "status" && c.new == crate::events::types::CANCELLED);
+    let mut body = if cancelled {
+        format!("\"{}\" has been cancelled.\n\n", event.name)
+    } else {
+        format!("\"{}\" has changed.\n\n", event.name)
+    };
+    for c in changes {
+        body.push_str(&format!("{}: {} -> {}\n", c.field, c.old, c.new));
+    }
+    body.push('\n');
+    body.push_str(&event_ref(event));
+    NewMail {
+        recipient: recipient.to_string(),
+        subject: if cancelled {
+            format!("Cancelled: {}", event.name)
+        } else {
+            format!("Changed: {}", event.name)
+        },
+        body,
     }
 }
 
