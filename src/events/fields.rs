@@ -140,7 +140,7 @@ fn read_reminders(input: &mut Input) -> Option<Vec<String>> {
     let mut seconds: Vec<i64> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let parsed = match item.as_str().map(duration::parse) {
-            Some(Ok(n)) if n < 60 || n > REMINDER_MAX_SECONDS => {
+            Some(Ok(n)) if !(60..=REMINDER_MAX_SECONDS).contains(&n) => {
                 Err("Ensure the reminder is between one minute (PT1M) and 366 days (P366D).")
             }
             Some(Ok(n)) if seconds.contains(&n) => Err("This reminder is given twice."),
@@ -274,6 +274,18 @@ pub fn merge(
     })
 }
 
+/// A UTC time as people read it: in the event's time zone when it has one.
+pub fn local_time(t: chrono::NaiveDateTime, timezone: Option<&str>) -> String {
+    match timezone.and_then(|n| n.parse::<Tz>().ok()) {
+        Some(tz) => t
+            .and_utc()
+            .with_timezone(&tz)
+            .format(&format!("%Y-%m-%d %H:%M %Z ({})", tz.name()))
+            .to_string(),
+        None => t.and_utc().format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
+}
+
 /// One important change, for the change mail: the field, and its old and new values as
 /// people read them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,15 +299,9 @@ pub struct Change {
 /// `location` and `status`. Each such save bumps the iCalendar SEQUENCE and mails the
 /// attendees; nothing else does.
 pub fn important_changes(old: &EventRow, new: &EventRow) -> Vec<Change> {
-    let tz = new.timezone.as_deref().and_then(|n| n.parse::<Tz>().ok());
-    let when = |t: Option<chrono::NaiveDateTime>| match (t, tz) {
-        (None, _) => "not set".to_string(),
-        (Some(t), Some(tz)) => t
-            .and_utc()
-            .with_timezone(&tz)
-            .format("%Y-%m-%d %H:%M %Z")
-            .to_string(),
-        (Some(t), None) => t.and_utc().format("%Y-%m-%d %H:%M UTC").to_string(),
+    let when = |t: Option<chrono::NaiveDateTime>| match t {
+        None => "not set".to_string(),
+        Some(t) => local_time(t, new.timezone.as_deref()),
     };
     let text = |s: &str| {
         if s.is_empty() {

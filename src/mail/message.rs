@@ -28,7 +28,7 @@ pub fn event_created(recipient: &str, name: &str, date: NaiveDate, id: &str) -> 
     }
 }
 
-/// The event's URL in the API, for mails.
+/// The line that identifies the event in a mail.
 fn event_ref(event: &EventRow) -> String {
     format!("Id: {}\n", event.id)
 }
@@ -46,6 +46,36 @@ pub fn waitlist_promoted(recipient: &str, event: &EventRow) -> NewMail {
             date = event.date,
             r = event_ref(event),
         ),
+    }
+}
+
+/// A reminder to someone Going, `offset_seconds` before the start (or later, if rally
+/// was down when it fell due).
+pub fn reminder(recipient: &str, event: &EventRow, offset_seconds: i64) -> NewMail {
+    let starts = match event.starts_at {
+        Some(t) => crate::events::fields::local_time(t, event.timezone.as_deref()),
+        None => event.date.to_string(),
+    };
+    let mut body = format!(
+        "A reminder: you are going to \"{name}\".\n\nStarts: {starts}\n",
+        name = event.name,
+    );
+    if !event.location.is_empty() {
+        body.push_str(&format!("Location: {}\n", event.location));
+    }
+    if let Some(url) = &event.online_url {
+        body.push_str(&format!("Online: {url}\n"));
+    }
+    body.push('\n');
+    body.push_str(&event_ref(event));
+    NewMail {
+        recipient: recipient.to_string(),
+        subject: format!(
+            "Reminder: {} starts in {}",
+            event.name,
+            crate::reminders::duration::describe(offset_seconds)
+        ),
+        body,
     }
 }
 

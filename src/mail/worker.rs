@@ -17,6 +17,7 @@ use super::outbox::{self, Claimed};
 use crate::config::MailSettings;
 use crate::db::{self, Pool};
 use crate::error::ApiError;
+use crate::reminders;
 
 /// Sends at most this many mails at once (the SMTP pool's size too). lettre writes the
 /// end-of-data marker as a separate small segment without TCP_NODELAY, so each message
@@ -135,6 +136,7 @@ impl MailWorker {
                 break;
             }
             self.record_unrecorded().await;
+            self.queue_due_reminders().await;
             let claimed = match self.claim().await {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -154,6 +156,24 @@ impl MailWorker {
         }
         self.record_unrecorded().await;
         tracing::info!("mail worker stopped");
+    }
+
+    /// Reminders that fell due become outbox rows, claimed right after.
+    async fn queue_due_reminders(&self) {
+        let queued = db::run(&self.pool, |conn| {
+            Ok(reminders::dispatch::queue_due(
+                conn,
+                Utc::now().naive_utc(),
+            )?)
+        })
+        .await;
+        match queued {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(mails = n, "reminders queued"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not queue due reminders; retrying after the poll interval")
+            }
+        }
     }
 
     async fn claim(&self) -> Result<Vec<Claimed>, ApiError> {

@@ -65,6 +65,26 @@ pub fn format(seconds: i64) -> String {
     out
 }
 
+/// In words, for a mail subject: "1 day", "2 hours 30 minutes".
+pub fn describe(seconds: i64) -> String {
+    let parts = [
+        (seconds / 86_400, "day"),
+        (seconds % 86_400 / 3_600, "hour"),
+        (seconds % 3_600 / 60, "minute"),
+        (seconds % 60, "second"),
+    ];
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    if words.is_empty() {
+        "no time".into()
+    } else {
+        words.join(" ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +102,12 @@ mod tests {
             assert_eq!(parse(raw), Ok(seconds), "{raw}");
             assert_eq!(format(seconds), canonical);
         }
+    }
+
+    #[test]
+    fn described_in_words() {
+        assert_eq!(describe(86_400), "1 day");
+        assert_eq!(describe(9_000), "2 hours 30 minutes");
     }
 
     #[test]

@@ -10,5 +10,6 @@ mod admin;
 mod errors;
 mod events;
 mod mail;
+mod plans;
 mod staff;
 mod tokens;
