@@ -286,7 +286,24 @@ pub(crate) async fn delete_me(
         return Err(ApiError::field("password", "Incorrect password."));
     }
     let id = user.id;
-    db::run(&state.pool, move |conn| Ok(store::delete(conn, id)?)).await?;
+    let promoted = db::run(&state.pool, move |conn| {
+        db::write_tx(conn, |conn| {
+            // The seats they held at full events go to those waiting, in the same transaction.
+            let seats = crate::events::attendance::seats_held_by(conn, id)?;
+            store::delete(conn, id)?;
+            let mut promoted = 0;
+            for event_id in seats {
+                if let Some(event) = crate::events::attendance::lock_event(conn, &event_id)? {
+                    promoted += crate::events::attendance::promote(conn, &event)?;
+                }
+            }
+            Ok::<_, ApiError>(promoted)
+        })
+    })
+    .await?;
+    if promoted > 0 {
+        state.mail_wake.notify_one();
+    }
     tracing::info!(user_id = id, "user deleted their account");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -200,6 +200,18 @@ pub fn promote(conn: &mut DbConn, event: &EventRow) -> QueryResult<usize> {
     Ok(next.len())
 }
 
+/// The events with a capacity where the user holds a seat (is Going): deleting the user
+/// frees those seats.
+pub fn seats_held_by(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<String>> {
+    attendances::table
+        .inner_join(events::table)
+        .filter(attendances::user_id.eq(user_id))
+        .filter(attendances::status.eq(GOING))
+        .filter(events::capacity.is_not_null())
+        .select(attendances::event_id)
+        .load(conn)
+}
+
 /// The addresses of everyone Going, Maybe or Waitlisted: those a change concerns.
 pub fn interested_emails(conn: &mut DbConn, event_id: &str) -> QueryResult<Vec<String>> {
     attendances::table

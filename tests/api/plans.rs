@@ -420,6 +420,38 @@ async fn capacity_fills_then_the_waitlist_moves_up_in_order(app: TestApp) {
     assert_eq!(app.count("attendances", "status = 'Waitlisted'"), 0);
 }
 
+async fn a_deleted_account_frees_its_seat(app: TestApp) {
+    let (_, ada) = app.user("ada").await;
+    let (_, bob) = app.user("bob").await;
+    let (_, carol) = app.user("carol").await;
+    let id = id_of(
+        &create(
+            &app,
+            &ada,
+            json!({"name": "One seat", "date": "2026-12-01", "capacity": 1}),
+        )
+        .await,
+    );
+    answer(&app, &bob, &id, "Going").await;
+    assert_eq!(
+        answer(&app, &carol, &id, "Going").await.body["status"],
+        "Waitlisted"
+    );
+    let r = app
+        .send(
+            Method::DELETE,
+            "/api/users/me/",
+            Some(&bob),
+            Some(json!({"password": crate::helpers::PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let detail = app.get(&format!("/api/events/{id}/"), None).await.body;
+    assert_eq!(detail["attendances"][0]["status"], "Going", "{detail}");
+    assert_eq!(detail["attendances"][0]["user"]["username"], "carol");
+    assert_eq!(mails(&app, "carol", "You have a place:%"), 1);
+}
+
 async fn two_hundred_clients_race_for_fifty_seats(app: TestApp) {
     let (_, ada) = app.user("ada").await;
     let id = id_of(
@@ -686,6 +718,7 @@ on_both_backends!(
     drafts_and_unlisted_events_are_seen_by_the_right_people,
     capacity_fills_then_the_waitlist_moves_up_in_order,
     two_hundred_clients_race_for_fifty_seats,
+    a_deleted_account_frees_its_seat,
     cancelling_mails_everyone_concerned_and_closes_answers,
     important_changes_mail_each_attendee_once,
     reminders_go_out_once_even_after_downtime,
