@@ -140,7 +140,7 @@ fn read_reminders(input: &mut Input) -> Option<Vec<String>> {
     let mut seconds: Vec<i64> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let parsed = match item.as_str().map(duration::parse) {
-            Some(Ok(n)) if n < 60 || n > REMINDER_MAX_SECONDS => {
+            Some(Ok(n)) if !(60..=REMINDER_MAX_SECONDS).contains(&n) => {
                 Err("Ensure the reminder is between one minute (PT1M) and 366 days (P366D).")
             }
             Some(Ok(n)) if seconds.contains(&n) => Err("This reminder is given twice."),
