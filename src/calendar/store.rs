@@ -53,11 +53,13 @@ pub fn set_token(
     Ok(())
 }
 
-/// The user a token hash belongs to (looked up by the hash's unique index).
+/// The user a token hash belongs to (looked up by the hash's unique index). A
+/// deactivated user's feed stops with their other credentials.
 pub fn token_owner(conn: &mut DbConn, token_sha256: &str) -> QueryResult<Option<UserRef>> {
     calendar_tokens::table
         .inner_join(users::table)
         .filter(calendar_tokens::token_sha256.eq(token_sha256))
+        .filter(users::is_active.eq(true))
         .select(UserRef::as_select())
         .first(conn)
         .optional()

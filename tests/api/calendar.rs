@@ -461,7 +461,16 @@ async fn rotating_the_token_kills_the_old_url(app: TestApp) {
         ),
         1
     );
-    // Deleting the account ends its feed.
+    // Deactivating the account stops its feed; reactivating brings it back.
+    app.sql(&format!(
+        "UPDATE users SET is_active = FALSE WHERE id = {bob_id}"
+    ));
+    assert_eq!(app.get(&new, None).await.status, StatusCode::NOT_FOUND);
+    app.sql(&format!(
+        "UPDATE users SET is_active = TRUE WHERE id = {bob_id}"
+    ));
+    assert_eq!(app.get(&new, None).await.status, StatusCode::OK);
+    // Deleting the account deletes its token.
     let r = app
         .send(
             Method::DELETE,
@@ -472,6 +481,7 @@ async fn rotating_the_token_kills_the_old_url(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert_eq!(app.get(&new, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("calendar_tokens", "1 = 1"), 0);
 }
 
 async fn organizer_feed_has_listed_events_only(app: TestApp) {
