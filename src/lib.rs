@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod db;

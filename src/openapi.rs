@@ -13,10 +13,11 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::accounts::tokens::TokenPair;
 use crate::accounts::types::{Me, UserAdmin, UserOut};
+use crate::calendar::routes::CalendarToken;
 use crate::events::types::{AttendanceOut, EventDetail, EventOut};
 use crate::http::resource;
 use crate::mail::routes::{FailedMail, OutboxStatus, Requeued};
-use crate::{accounts, events, health, mail};
+use crate::{accounts, calendar, events, health, mail};
 
 /// An attendance answer, as the Django app spells it.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -390,6 +391,10 @@ impl Modify for BearerAuth {
         events::routes::patch,
         events::routes::delete,
         events::routes::change_attendee_status,
+        calendar::routes::event_ics,
+        calendar::routes::create_token,
+        calendar::routes::private_feed,
+        calendar::routes::organizer_feed,
         health::healthz,
         health::readyz,
         schema,
@@ -400,13 +405,14 @@ impl Modify for BearerAuth {
         AttendanceAnswer, RegisterRequest, TokenObtainRequest, RefreshTokenRequest,
         TokenVerifyRequest, PasswordConfirmation, EventWrite, EventPatch, AttendanceRequest,
         ErrorDetail, TokenError, FieldErrors, BadRequest, Empty, Health, UserAdmin,
-        UserFlagsPatch, OutboxStatus, FailedMail, Requeued,
+        UserFlagsPatch, OutboxStatus, FailedMail, Requeued, CalendarToken,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "accounts", description = "Registration and the caller's account"),
         (name = "tokens", description = "Simple JWT: obtain, refresh (rotating), verify, blacklist"),
         (name = "events", description = "Events and attendance"),
+        (name = "calendars", description = "iCalendar (RFC 5545): one event, the caller's private feed and its token, an organizer's public feed"),
         (name = "staff", description = "User administration and the mail outbox, for staff only"),
         (name = "operations", description = "Probes and this document"),
     )

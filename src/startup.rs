@@ -18,7 +18,7 @@ use crate::accounts::tokens::TokenService;
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::mail::worker::MailWorker;
-use crate::{accounts, admin, events, health, http, mail, openapi};
+use crate::{accounts, admin, calendar, events, health, http, mail, openapi};
 
 /// What every handler can reach, shared across workers.
 pub struct AppState {
@@ -180,6 +180,7 @@ impl Application {
                 .configure(health::routes)
                 .configure(accounts::routes::routes)
                 .configure(events::routes::routes)
+                .configure(calendar::routes::routes)
                 .configure(mail::routes::routes)
                 .configure(admin::routes)
                 .configure(openapi::routes)

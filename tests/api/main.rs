@@ -7,6 +7,7 @@ mod surface;
 
 mod accounts;
 mod admin;
+mod calendar;
 mod errors;
 mod events;
 mod mail;
