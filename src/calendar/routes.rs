@@ -95,10 +95,7 @@ pub(crate) async fn event_ics(
     path: web::Path<String>,
     caller: MaybeUser,
 ) -> Result<HttpResponse, ApiError> {
-    // A malformed id is as unknown as a missing one.
-    let id = uuid::Uuid::parse_str(&path)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ApiError::NotFound)?;
+    let id = crate::events::routes::event_id(&path)?;
     let caller = caller.0;
     let viewer = Viewer::of(caller.as_ref());
     let (event, organizer, answer) = db::run(&state.pool, move |conn| {

@@ -47,7 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// A malformed id is as unknown as a missing one: 404, as Django answers.
-fn event_id(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn event_id(raw: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(raw)
         .map(|u| u.hyphenated().to_string())
         .map_err(|_| ApiError::NotFound)

@@ -28,19 +28,7 @@ pub struct Claimed {
 
 /// Writes a mail; call it inside the transaction of the change it reports.
 pub fn enqueue(conn: &mut DbConn, mail: &NewMail) -> QueryResult<()> {
-    let now = Utc::now().naive_utc();
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::recipient.eq(&mail.recipient),
-            outbox::subject.eq(&mail.subject),
-            outbox::body.eq(&mail.body),
-            outbox::message_id.eq(format!("<{}@rally>", uuid::Uuid::new_v4().simple())),
-            outbox::created_at.eq(now),
-            outbox::attempts.eq(0),
-            outbox::next_attempt_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(())
+    enqueue_many(conn, std::slice::from_ref(mail))
 }
 
 /// Writes many mails in as few statements as the backends' bind limits allow.

@@ -27,35 +27,16 @@ on_both_backends!(
     feeds_cost_a_fixed_number_of_queries,
 );
 
-async fn create(app: &TestApp, token: &str, body: Value) -> Value {
-    let r = app.post("/api/events/", Some(token), body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "create: {}", r.text);
-    r.body
-}
-
 async fn patch(app: &TestApp, token: &str, id: &str, body: Value) -> Value {
-    let r = app
-        .send(
-            Method::PATCH,
-            &format!("/api/events/{id}/"),
-            Some(token),
-            Some(body),
-        )
-        .await;
+    let r = app.patch_event(token, id, body).await;
     assert_eq!(r.status, StatusCode::OK, "patch: {}", r.text);
     r.body
 }
 
 async fn answer(app: &TestApp, token: &str, id: &str, status: &str) -> String {
-    let r = app
-        .post(
-            &format!("/api/events/{id}/change_attendee_status/"),
-            Some(token),
-            json!({ "status": status }),
-        )
-        .await;
+    let r = app.answer(token, id, status).await;
     assert_eq!(r.status, StatusCode::OK, "answer: {}", r.text);
-    r.body["status"].as_str().unwrap().to_string()
+    r.body["status"].as_str().unwrap_or_default().to_string()
 }
 
 /// A calendar response, checked for its media type and parsed.
@@ -122,20 +103,20 @@ fn partstat(e: &Event) -> Option<PartStat> {
 async fn event_file_matches_the_event(app: TestApp) {
     let (ada_id, ada) = app.user("ada").await;
     let (_, bob) = app.user("bob").await;
-    let event = create(
-        &app,
-        &ada,
-        json!({
-            "name": "Rust meetup",
-            "starts_at": "2026-12-01T18:00:00+01:00",
-            "ends_at": "2026-12-01T21:30:00+01:00",
-            "timezone": "Europe/Berlin",
-            "location": "Hall A",
-            "description": "Talks, then pizza.",
-            "online_url": "https://meet.example.com/rust",
-        }),
-    )
-    .await;
+    let event = app
+        .create_event(
+            &ada,
+            json!({
+                "name": "Rust meetup",
+                "starts_at": "2026-12-01T18:00:00+01:00",
+                "ends_at": "2026-12-01T21:30:00+01:00",
+                "timezone": "Europe/Berlin",
+                "location": "Hall A",
+                "description": "Talks, then pizza.",
+                "online_url": "https://meet.example.com/rust",
+            }),
+        )
+        .await;
     let id = event["id"].as_str().unwrap();
     let r = ics(&app, id, None).await;
     assert_eq!(
@@ -188,12 +169,12 @@ async fn event_file_matches_the_event(app: TestApp) {
 
 async fn sequence_and_status_follow_changes(app: TestApp) {
     let (_, ada) = app.user("ada").await;
-    let event = create(
-        &app,
-        &ada,
-        json!({"name": "Meetup", "starts_at": "2026-12-01T18:00:00Z", "location": "Hall A"}),
-    )
-    .await;
+    let event = app
+        .create_event(
+            &ada,
+            json!({"name": "Meetup", "starts_at": "2026-12-01T18:00:00Z", "location": "Hall A"}),
+        )
+        .await;
     let id = event["id"].as_str().unwrap();
     let sequence = |r: Resp| single(&parse(&r)).get_sequence();
     assert_eq!(sequence(ics(&app, id, None).await), Some(0));
@@ -229,12 +210,12 @@ async fn caller_answer_is_the_attendee(app: TestApp) {
     let (_, ada) = app.user("ada").await;
     let (_, bob) = app.user("bob").await;
     let (_, carol) = app.user("carol").await;
-    let event = create(
-        &app,
-        &ada,
-        json!({"name": "Meetup", "date": "2026-12-01", "capacity": 1}),
-    )
-    .await;
+    let event = app
+        .create_event(
+            &ada,
+            json!({"name": "Meetup", "date": "2026-12-01", "capacity": 1}),
+        )
+        .await;
     let id = event["id"].as_str().unwrap();
     // Not answered: no ATTENDEE, signed in or not.
     assert!(
@@ -266,12 +247,12 @@ async fn caller_answer_is_the_attendee(app: TestApp) {
 
 async fn date_only_event_is_all_day(app: TestApp) {
     let (_, ada) = app.user("ada").await;
-    let event = create(
-        &app,
-        &ada,
-        json!({"name": "New Year's Eve", "date": "2026-12-31"}),
-    )
-    .await;
+    let event = app
+        .create_event(
+            &ada,
+            json!({"name": "New Year's Eve", "date": "2026-12-31"}),
+        )
+        .await;
     let id = event["id"].as_str().unwrap();
     let r = ics(&app, id, None).await;
     let e = single(&parse(&r));
@@ -302,9 +283,7 @@ async fn awkward_text_round_trips_exactly(app: TestApp) {
         "ß".repeat(120)
     );
     let location = "Hall A, 2nd floor; room \"7\"";
-    let event = create(
-        &app,
-        &ada,
+    let event = app.create_event(&ada,
         json!({"name": name, "date": "2026-12-01", "description": description, "location": location}),
     )
     .await;
@@ -320,12 +299,12 @@ async fn drafts_are_seen_by_their_organizer_and_staff_only(app: TestApp) {
     let (_, ada) = app.user("ada").await;
     let (_, bob) = app.user("bob").await;
     let (_, staff) = app.staff("root").await;
-    let event = create(
-        &app,
-        &ada,
-        json!({"name": "Plans", "date": "2026-12-01", "status": "draft"}),
-    )
-    .await;
+    let event = app
+        .create_event(
+            &ada,
+            json!({"name": "Plans", "date": "2026-12-01", "status": "draft"}),
+        )
+        .await;
     let id = event["id"].as_str().unwrap();
     for token in [None, Some(bob.as_str())] {
         let r = ics(&app, id, token).await;
@@ -383,7 +362,7 @@ async fn private_feed_has_the_going_and_maybe_events(app: TestApp) {
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         ids.push(
-            create(&app, &ada, body).await["id"]
+            app.create_event(&ada, body).await["id"]
                 .as_str()
                 .unwrap()
                 .to_string(),
@@ -487,23 +466,26 @@ async fn rotating_the_token_kills_the_old_url(app: TestApp) {
 async fn organizer_feed_has_listed_events_only(app: TestApp) {
     let (ada_id, ada) = app.user("ada").await;
     let (_, bob) = app.user("bob").await;
-    let published = create(&app, &ada, json!({"name": "Open", "date": "2026-12-01"})).await;
-    let cancelled = create(&app, &ada, json!({"name": "Off", "date": "2026-12-02"})).await;
+    let published = app
+        .create_event(&ada, json!({"name": "Open", "date": "2026-12-01"}))
+        .await;
+    let cancelled = app
+        .create_event(&ada, json!({"name": "Off", "date": "2026-12-02"}))
+        .await;
     let cancelled_id = cancelled["id"].as_str().unwrap();
     patch(&app, &ada, cancelled_id, json!({"status": "cancelled"})).await;
-    create(
-        &app,
+    app.create_event(
         &ada,
         json!({"name": "Draft", "date": "2026-12-03", "status": "draft"}),
     )
     .await;
-    create(
-        &app,
+    app.create_event(
         &ada,
         json!({"name": "Hidden", "date": "2026-12-04", "visibility": "unlisted"}),
     )
     .await;
-    create(&app, &bob, json!({"name": "Bob's", "date": "2026-12-05"})).await;
+    app.create_event(&bob, json!({"name": "Bob's", "date": "2026-12-05"}))
+        .await;
     // Signed in as ada or not: the feed is the same public one.
     for token in [None, Some(ada.as_str())] {
         let r = app
@@ -574,12 +556,12 @@ async fn feeds_cost_a_fixed_number_of_queries(app: TestApp) {
     for round in 0..2 {
         let n = if round == 0 { 1 } else { 6 };
         for i in 0..n {
-            let id = create(
-                &app,
-                &ada,
-                json!({"name": format!("E{round}{i}"), "date": "2026-12-01"}),
-            )
-            .await["id"]
+            let id = app
+                .create_event(
+                    &ada,
+                    json!({"name": format!("E{round}{i}"), "date": "2026-12-01"}),
+                )
+                .await["id"]
                 .as_str()
                 .unwrap()
                 .to_string();

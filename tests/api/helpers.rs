@@ -290,6 +290,34 @@ impl TestApp {
         (id, access)
     }
 
+    /// Creates an event with `body` as `token`'s user; asserts the 201 and returns the event.
+    pub async fn create_event(&self, token: &str, body: Value) -> Value {
+        let r = self.post("/api/events/", Some(token), body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "create: {}", r.text);
+        r.body
+    }
+
+    /// PATCHes an event.
+    pub async fn patch_event(&self, token: &str, id: &str, body: Value) -> Resp {
+        self.send(
+            Method::PATCH,
+            &format!("/api/events/{id}/"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Answers an event as `token`'s user.
+    pub async fn answer(&self, token: &str, id: &str, status: &str) -> Resp {
+        self.post(
+            &format!("/api/events/{id}/change_attendee_status/"),
+            Some(token),
+            json!({ "status": status }),
+        )
+        .await
+    }
+
     /// Counts rows of a table matching a SQL condition.
     pub fn count(&self, table: &str, condition: &str) -> i64 {
         #[derive(QueryableByName)]

@@ -10,31 +10,6 @@ use serde_json::{Value, json};
 use crate::helpers::{Resp, SECRET, TestApp};
 use crate::on_both_backends;
 
-async fn create(app: &TestApp, token: &str, body: Value) -> Value {
-    let r = app.post("/api/events/", Some(token), body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "create: {}", r.text);
-    r.body
-}
-
-async fn patch(app: &TestApp, token: &str, id: &str, body: Value) -> Resp {
-    app.send(
-        Method::PATCH,
-        &format!("/api/events/{id}/"),
-        Some(token),
-        Some(body),
-    )
-    .await
-}
-
-async fn answer(app: &TestApp, token: &str, id: &str, status: &str) -> Resp {
-    app.post(
-        &format!("/api/events/{id}/change_attendee_status/"),
-        Some(token),
-        json!({"status": status}),
-    )
-    .await
-}
-
 fn id_of(event: &Value) -> String {
     event["id"].as_str().expect("id").to_string()
 }
@@ -65,22 +40,22 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 async fn times_and_places_round_trip(app: TestApp) {
     let (_, ada) = app.user("ada").await;
-    let event = create(
-        &app,
-        &ada,
-        json!({
-            "name": "Rust meetup",
-            "starts_at": "2026-12-01T18:00:00+01:00",
-            "ends_at": "2026-12-01T21:30:00+01:00",
-            "timezone": "Europe/Berlin",
-            "description": "Talks, then pizza.\nBring a laptop.",
-            "location": "Hall 1, Café Zürich",
-            "online_url": "https://meet.example.com/rust?room=1",
-            "capacity": 40,
-            "reminders": ["PT1H", "P1D"]
-        }),
-    )
-    .await;
+    let event = app
+        .create_event(
+            &ada,
+            json!({
+                "name": "Rust meetup",
+                "starts_at": "2026-12-01T18:00:00+01:00",
+                "ends_at": "2026-12-01T21:30:00+01:00",
+                "timezone": "Europe/Berlin",
+                "description": "Talks, then pizza.\nBring a laptop.",
+                "location": "Hall 1, Café Zürich",
+                "online_url": "https://meet.example.com/rust?room=1",
+                "capacity": 40,
+                "reminders": ["PT1H", "P1D"]
+            }),
+        )
+        .await;
     let id = id_of(&event);
     let detail = app.get(&format!("/api/events/{id}/"), None).await.body;
     for shown in [&event, &detail] {
@@ -97,7 +72,9 @@ async fn times_and_places_round_trip(app: TestApp) {
         assert_eq!(shown["waitlist_count"], 0);
     }
     // A Django-era client's event: the new fields are there with their defaults.
-    let plain = create(&app, &ada, json!({"name": "Plain", "date": "2026-12-05"})).await;
+    let plain = app
+        .create_event(&ada, json!({"name": "Plain", "date": "2026-12-05"}))
+        .await;
     for (field, value) in [
         ("starts_at", Value::Null),
         ("ends_at", Value::Null),
@@ -113,21 +90,25 @@ async fn times_and_places_round_trip(app: TestApp) {
         assert_eq!(plain[field], value, "{field}");
     }
     // A late start west of UTC keeps its own day when no zone is named.
-    let late = create(
-        &app,
-        &ada,
-        json!({"name": "Late", "starts_at": "2026-12-01T23:30:00-05:00"}),
-    )
-    .await;
+    let late = app
+        .create_event(
+            &ada,
+            json!({"name": "Late", "starts_at": "2026-12-01T23:30:00-05:00"}),
+        )
+        .await;
     assert_eq!(late["date"], "2026-12-01");
     assert_eq!(late["starts_at"], "2026-12-02T04:30:00Z");
 
     // Cross-field rules: a 400 on the field concerned, and nothing stored.
     let before = app.get(&format!("/api/events/{id}/"), None).await.body;
-    let r = patch(&app, &ada, &id, json!({"ends_at": "2026-12-01T16:59:59Z"})).await;
+    let r = app
+        .patch_event(&ada, &id, json!({"ends_at": "2026-12-01T16:59:59Z"}))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert!(r.body["ends_at"].is_array(), "{}", r.text);
-    let r = patch(&app, &ada, &id, json!({"date": "2026-12-02"})).await;
+    let r = app
+        .patch_event(&ada, &id, json!({"date": "2026-12-02"}))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert!(r.body["date"].is_array(), "{}", r.text);
     assert_eq!(
@@ -146,24 +127,20 @@ async fn times_and_places_round_trip(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["starts_at"], "2026-12-01T17:00:00Z");
     // Moving the start across midnight in Berlin moves the date with it.
-    let r = patch(
-        &app,
-        &ada,
-        &id,
-        json!({"starts_at": "2026-12-02T23:30:00Z", "ends_at": null}),
-    )
-    .await;
+    let r = app
+        .patch_event(
+            &ada,
+            &id,
+            json!({"starts_at": "2026-12-02T23:30:00Z", "ends_at": null}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["date"], "2026-12-03");
     assert_eq!(r.body["ends_at"], Value::Null);
     // Cleared times leave the date as it was.
-    let r = patch(
-        &app,
-        &ada,
-        &id,
-        json!({"starts_at": null, "timezone": null}),
-    )
-    .await;
+    let r = app
+        .patch_event(&ada, &id, json!({"starts_at": null, "timezone": null}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(
         (r.body["date"].clone(), r.body["starts_at"].clone()),
@@ -225,7 +202,7 @@ async fn start_filters_and_ordering(app: TestApp) {
         if let Some(s) = starts {
             body = json!({"name": name, "starts_at": s});
         }
-        create(&app, &ada, body).await;
+        app.create_event(&ada, body).await;
     }
     let names = |r: &Resp| -> Vec<String> {
         r.body
@@ -255,18 +232,19 @@ async fn drafts_and_unlisted_events_are_seen_by_the_right_people(app: TestApp) {
     let (_, ada) = app.user("ada").await;
     let (_, bob) = app.user("bob").await;
     let (_, boss) = app.staff("boss").await;
-    let public = id_of(&create(&app, &ada, json!({"name": "Public", "date": "2026-12-01"})).await);
+    let public = id_of(
+        &app.create_event(&ada, json!({"name": "Public", "date": "2026-12-01"}))
+            .await,
+    );
     let draft = id_of(
-        &create(
-            &app,
+        &app.create_event(
             &ada,
             json!({"name": "Draft", "date": "2026-12-02", "status": "draft"}),
         )
         .await,
     );
     let unlisted = id_of(
-        &create(
-            &app,
+        &app.create_event(
             &ada,
             json!({"name": "Unlisted", "date": "2026-12-03", "visibility": "unlisted"}),
         )
@@ -309,31 +287,39 @@ async fn drafts_and_unlisted_events_are_seen_by_the_right_people(app: TestApp) {
     );
     // Someone else's draft does not exist for them; the organizer's own takes no answers yet.
     assert_eq!(
-        answer(&app, &bob, &draft, "Going").await.status,
+        app.answer(&bob, &draft, "Going").await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        patch(&app, &bob, &draft, json!({"name": "x"})).await.status,
+        app.patch_event(&bob, &draft, json!({"name": "x"}))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
-    let r = answer(&app, &ada, &draft, "Going").await;
+    let r = app.answer(&ada, &draft, "Going").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert!(r.body["detail"].is_string());
     assert_eq!(
-        answer(&app, &bob, &unlisted, "Maybe").await.status,
+        app.answer(&bob, &unlisted, "Maybe").await.status,
         StatusCode::OK
     );
     // Published, it is listed; it cannot go back.
-    let r = patch(&app, &ada, &draft, json!({"status": "published"})).await;
+    let r = app
+        .patch_event(&ada, &draft, json!({"status": "published"}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(
         app.get("/api/events/", None).await.header("x-total-count"),
         Some("2")
     );
-    let r = patch(&app, &ada, &draft, json!({"status": "draft"})).await;
+    let r = app
+        .patch_event(&ada, &draft, json!({"status": "draft"}))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body["status"].is_array());
-    let r = patch(&app, &ada, &unlisted, json!({"visibility": "public"})).await;
+    let r = app
+        .patch_event(&ada, &unlisted, json!({"visibility": "public"}))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         app.get("/api/events/", None).await.header("x-total-count"),
@@ -352,8 +338,7 @@ async fn capacity_fills_then_the_waitlist_moves_up_in_order(app: TestApp) {
         unreachable!()
     };
     let id = id_of(
-        &create(
-            &app,
+        &app.create_event(
             &ada,
             json!({"name": "Small room", "date": "2026-12-01", "capacity": 2}),
         )
@@ -366,13 +351,13 @@ async fn capacity_fills_then_the_waitlist_moves_up_in_order(app: TestApp) {
         (erin, "Waitlisted", Some(2)),
         (fay, "Waitlisted", Some(3)),
     ] {
-        let r = answer(&app, token, &id, "Going").await;
+        let r = app.answer(token, &id, "Going").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.body["status"], expected);
         assert_eq!(r.body["waitlist_position"].as_i64(), position, "{}", r.text);
     }
     // Asking again keeps one's place; the status is the server's to set.
-    let r = answer(&app, dave, &id, "Going").await;
+    let r = app.answer(dave, &id, "Going").await;
     assert_eq!(
         (
             r.body["status"].clone(),
@@ -380,7 +365,7 @@ async fn capacity_fills_then_the_waitlist_moves_up_in_order(app: TestApp) {
         ),
         (json!("Waitlisted"), json!(1))
     );
-    let r = answer(&app, dave, &id, "Waitlisted").await;
+    let r = app.answer(dave, &id, "Waitlisted").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let detail = app.get(&format!("/api/events/{id}/"), None).await.body;
     assert_eq!(
@@ -393,20 +378,17 @@ async fn capacity_fills_then_the_waitlist_moves_up_in_order(app: TestApp) {
 
     // A seat frees: the first in the queue gets it, with a mail, in the same request.
     assert_eq!(
-        answer(&app, bob, &id, "Not Going").await.body["status"],
+        app.answer(bob, &id, "Not Going").await.body["status"],
         "Not Going"
     );
     assert_eq!(mails(&app, "dave", "You have a place:%"), 1);
     assert_eq!(mails(&app, "erin", "You have a place:%"), 0);
-    let r = answer(&app, erin, &id, "Going").await;
+    let r = app.answer(erin, &id, "Going").await;
     assert_eq!(r.body["waitlist_position"], 1, "erin moved up: {}", r.text);
     // Leaving the queue frees no seat and promotes nobody.
-    assert_eq!(
-        answer(&app, erin, &id, "Maybe").await.body["status"],
-        "Maybe"
-    );
+    assert_eq!(app.answer(erin, &id, "Maybe").await.body["status"], "Maybe");
     // More seats: the queue moves up at once.
-    let r = patch(&app, &ada, &id, json!({"capacity": 5})).await;
+    let r = app.patch_event(&ada, &id, json!({"capacity": 5})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(
         (
@@ -425,16 +407,15 @@ async fn a_deleted_account_frees_its_seat(app: TestApp) {
     let (_, bob) = app.user("bob").await;
     let (_, carol) = app.user("carol").await;
     let id = id_of(
-        &create(
-            &app,
+        &app.create_event(
             &ada,
             json!({"name": "One seat", "date": "2026-12-01", "capacity": 1}),
         )
         .await,
     );
-    answer(&app, &bob, &id, "Going").await;
+    app.answer(&bob, &id, "Going").await;
     assert_eq!(
-        answer(&app, &carol, &id, "Going").await.body["status"],
+        app.answer(&carol, &id, "Going").await.body["status"],
         "Waitlisted"
     );
     let r = app
@@ -455,8 +436,7 @@ async fn a_deleted_account_frees_its_seat(app: TestApp) {
 async fn two_hundred_clients_race_for_fifty_seats(app: TestApp) {
     let (_, ada) = app.user("ada").await;
     let id = id_of(
-        &create(
-            &app,
+        &app.create_event(
             &ada,
             json!({"name": "Hot ticket", "date": "2026-12-01", "capacity": 50}),
         )
@@ -488,7 +468,7 @@ async fn two_hundred_clients_race_for_fifty_seats(app: TestApp) {
             .expect("token");
         let id = id.clone();
         let app = &app;
-        async move { answer(app, &token, &id, "Going").await }
+        async move { app.answer(&token, &id, "Going").await }
     });
     let answers = futures::future::join_all(requests).await;
     let mut positions = Vec::new();
@@ -533,28 +513,29 @@ async fn cancelling_mails_everyone_concerned_and_closes_answers(app: TestApp) {
     let (_, dave) = app.user("dave").await;
     let (_, erin) = app.user("erin").await;
     let id = id_of(
-        &create(
-            &app,
+        &app.create_event(
             &ada,
             json!({"name": "Picnic", "date": "2026-12-01", "capacity": 1}),
         )
         .await,
     );
-    answer(&app, &bob, &id, "Going").await;
-    answer(&app, &carol, &id, "Maybe").await;
-    answer(&app, &dave, &id, "Not Going").await;
+    app.answer(&bob, &id, "Going").await;
+    app.answer(&carol, &id, "Maybe").await;
+    app.answer(&dave, &id, "Not Going").await;
     assert_eq!(
-        answer(&app, &erin, &id, "Going").await.body["status"],
+        app.answer(&erin, &id, "Going").await.body["status"],
         "Waitlisted"
     );
-    let r = patch(&app, &ada, &id, json!({"status": "cancelled"})).await;
+    let r = app
+        .patch_event(&ada, &id, json!({"status": "cancelled"}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "cancelled");
     for (who, n) in [("bob", 1), ("carol", 1), ("erin", 1), ("dave", 0)] {
         assert_eq!(mails(&app, who, "Cancelled: Picnic"), n, "{who}");
     }
     assert_eq!(app.count("outbox", "subject LIKE 'You have a place%'"), 0);
-    let r = answer(&app, &dave, &id, "Going").await;
+    let r = app.answer(&dave, &id, "Going").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert_eq!(
         r.body,
@@ -577,8 +558,7 @@ async fn important_changes_mail_each_attendee_once(app: TestApp) {
     let (_, carol) = app.user("carol").await;
     let (_, dave) = app.user("dave").await;
     let id = id_of(
-        &create(
-            &app,
+        &app.create_event(
             &ada,
             json!({
                 "name": "Talk", "starts_at": "2026-12-01T18:00:00Z", "timezone": "UTC",
@@ -587,16 +567,16 @@ async fn important_changes_mail_each_attendee_once(app: TestApp) {
         )
         .await,
     );
-    answer(&app, &bob, &id, "Going").await;
-    answer(&app, &carol, &id, "Maybe").await;
-    answer(&app, &dave, &id, "Not Going").await;
-    let r = patch(
-        &app,
-        &ada,
-        &id,
-        json!({"location": "Hall B", "starts_at": "2026-12-01T19:00:00Z"}),
-    )
-    .await;
+    app.answer(&bob, &id, "Going").await;
+    app.answer(&carol, &id, "Maybe").await;
+    app.answer(&dave, &id, "Not Going").await;
+    let r = app
+        .patch_event(
+            &ada,
+            &id,
+            json!({"location": "Hall B", "starts_at": "2026-12-01T19:00:00Z"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(mails(&app, "bob", "Changed: Talk"), 1);
     assert_eq!(mails(&app, "carol", "Changed: Talk"), 1);
@@ -616,18 +596,14 @@ async fn important_changes_mail_each_attendee_once(app: TestApp) {
         json!({"location": "Hall B", "starts_at": "2026-12-01T20:00:00+01:00"}),
         json!({"capacity": 10, "reminders": ["PT1H"]}),
     ] {
-        let r = patch(&app, &ada, &id, body).await;
+        let r = app.patch_event(&ada, &id, body).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
     assert_eq!(app.count("outbox", "1 = 1"), mail_before);
     // A refused change writes no mail either.
-    let r = patch(
-        &app,
-        &ada,
-        &id,
-        json!({"location": "Elsewhere", "capacity": -1}),
-    )
-    .await;
+    let r = app
+        .patch_event(&ada, &id, json!({"location": "Elsewhere", "capacity": -1}))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.count("outbox", "1 = 1"), mail_before);
 }
@@ -639,33 +615,27 @@ async fn reminders_go_out_once_even_after_downtime(mut app: TestApp) {
     // rally is "down" for mail: no worker runs while the reminders fall due.
     app.restart(|s| s.mail.worker = false).await;
     let soon = id_of(
-        &create(
-            &app,
-            &ada,
+        &app.create_event(&ada,
             json!({"name": "Soon", "starts_at": at(chrono::Duration::minutes(30)), "reminders": ["PT1H", "P1D"]}),
         )
         .await,
     );
     let started = id_of(
-        &create(
-            &app,
-            &ada,
+        &app.create_event(&ada,
             json!({"name": "Started", "starts_at": at(chrono::Duration::minutes(-5)), "reminders": ["PT1H"]}),
         )
         .await,
     );
     let later = id_of(
-        &create(
-            &app,
-            &ada,
+        &app.create_event(&ada,
             json!({"name": "Later", "starts_at": at(chrono::Duration::days(3)), "reminders": ["P1D"]}),
         )
         .await,
     );
     for id in [&soon, &started, &later] {
-        answer(&app, &bob, id, "Going").await;
+        app.answer(&bob, id, "Going").await;
     }
-    answer(&app, &carol, &soon, "Maybe").await;
+    app.answer(&carol, &soon, "Maybe").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.count("outbox", "subject LIKE 'Reminder:%'"), 0);
 
@@ -686,26 +656,26 @@ async fn reminders_go_out_once_even_after_downtime(mut app: TestApp) {
     assert_eq!(app.count("outbox", "subject LIKE 'Reminder:%'"), 2);
 
     // Moving the start reschedules what is pending: "Later" now starts within a day.
-    let r = patch(
-        &app,
-        &ada,
-        &later,
-        json!({"starts_at": at(chrono::Duration::hours(2))}),
-    )
-    .await;
+    let r = app
+        .patch_event(
+            &ada,
+            &later,
+            json!({"starts_at": at(chrono::Duration::hours(2))}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     eventually("the rescheduled reminder", || {
         mails(&app, "bob", "Reminder: Later starts in 1 day") == 1
     })
     .await;
     // Cancelled events remind nobody.
-    let r = patch(
-        &app,
-        &ada,
-        &soon,
-        json!({"reminders": ["PT2H"], "status": "cancelled"}),
-    )
-    .await;
+    let r = app
+        .patch_event(
+            &ada,
+            &soon,
+            json!({"reminders": ["PT2H"], "status": "cancelled"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.count("outbox", "subject LIKE 'Reminder: Soon%'"), 2);
