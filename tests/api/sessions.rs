@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{self, PASSWORD, Resp, TestApp};
+use crate::helpers::{self, PASSWORD, Resp, SECRET, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -20,6 +20,7 @@ on_both_backends!(
     new_password_is_validated,
     concurrent_refreshes_of_one_token_succeed_once_in_a_session,
     long_user_agents_are_cut,
+    tokens_from_before_sessions_keep_working_until_a_password_change,
 );
 
 const NEW_PASSWORD: &str = "Vb9#kQw4-new-rally";
@@ -440,4 +441,49 @@ async fn long_user_agents_are_cut(app: TestApp) {
     let (access, _) = login_as(&app, "ada", &agent).await;
     let list = sessions(&app, &access).await;
     assert_eq!(list[0]["user_agent"].as_str().unwrap().chars().count(), 500);
+}
+
+/// A token as rally signed them before sessions: no `sid`, issued `ago` seconds back.
+fn legacy_token(token_type: &str, user_id: i64, ago: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "token_type": token_type,
+        "exp": now + 3600,
+        "iat": now - ago,
+        "jti": uuid::Uuid::new_v4().simple().to_string(),
+        "user_id": user_id.to_string(),
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token signs")
+}
+
+async fn tokens_from_before_sessions_keep_working_until_a_password_change(app: TestApp) {
+    let id = app.register("ada").await;
+    let access = legacy_token("access", id, 10);
+    assert_eq!(me_status(&app, &access).await, StatusCode::OK);
+    // Refreshing one starts a session for its successor.
+    let r = refresh(&app, &legacy_token("refresh", id, 10)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (new_access, _) = pair(&r);
+    let list = sessions(&app, &new_access).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["current"], true);
+    // Sessions listed from a token without one: none is current.
+    assert_eq!(sessions(&app, &access).await[0]["current"], false);
+
+    let later_refresh = legacy_token("refresh", id, 0);
+    let r = change_password(&app, &new_access, PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_revoked_access(&app.get("/api/users/me/", Some(&access)).await);
+    let r = refresh(&app, &later_refresh).await;
+    assert_eq!(
+        r.body,
+        json!({"detail": "Token has been revoked", "code": "token_not_valid"})
+    );
+    // Public endpoints refuse a revoked token too, as any bad token.
+    assert_revoked_access(&app.get("/api/events/", Some(&access)).await);
 }
