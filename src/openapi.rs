@@ -11,6 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::accounts::sessions::{Ended, SessionOut};
 use crate::accounts::tokens::TokenPair;
 use crate::accounts::types::{Me, UserAdmin, UserOut};
 use crate::calendar::routes::CalendarToken;
@@ -113,6 +114,17 @@ pub struct TokenVerifyRequest {
 pub struct PasswordConfirmation {
     #[schema(min_length = 1, format = Password)]
     password: String,
+}
+
+/// `POST /api/users/me/password/` **(beyond, §11)**.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PasswordChange {
+    #[schema(min_length = 1, format = Password)]
+    old_password: String,
+    /// Validated as at registration.
+    #[schema(min_length = 8, format = Password)]
+    new_password: String,
 }
 
 /// `POST /api/events/` and `PUT /api/events/{id}/`. `name` is required; `date` is
@@ -382,6 +394,10 @@ impl Modify for BearerAuth {
         accounts::routes::blacklist,
         accounts::routes::list_users,
         accounts::routes::update_user,
+        accounts::sessions::change_password,
+        accounts::sessions::list,
+        accounts::sessions::end,
+        accounts::sessions::logout_all,
         mail::routes::status,
         mail::routes::retry,
         events::routes::list,
@@ -405,12 +421,14 @@ impl Modify for BearerAuth {
         AttendanceAnswer, RegisterRequest, TokenObtainRequest, RefreshTokenRequest,
         TokenVerifyRequest, PasswordConfirmation, EventWrite, EventPatch, AttendanceRequest,
         ErrorDetail, TokenError, FieldErrors, BadRequest, Empty, Health, UserAdmin,
-        UserFlagsPatch, OutboxStatus, FailedMail, Requeued, CalendarToken,
+        UserFlagsPatch, OutboxStatus, FailedMail, Requeued, CalendarToken, PasswordChange,
+        SessionOut, Ended,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "accounts", description = "Registration and the caller's account"),
         (name = "tokens", description = "Simple JWT: obtain, refresh (rotating), verify, blacklist"),
+        (name = "sessions", description = "Sessions (refresh token families): list, end one, end all"),
         (name = "events", description = "Events and attendance"),
         (name = "calendars", description = "iCalendar (RFC 5545): one event, the caller's private feed and its token, an organizer's public feed"),
         (name = "staff", description = "User administration and the mail outbox, for staff only"),

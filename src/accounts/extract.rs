@@ -9,8 +9,8 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde_json::json;
 
-use super::store;
-use super::tokens::{TokenError, TokenType};
+use super::sessions;
+use super::tokens::{TokenError, TokenService, TokenType, Verified};
 use super::types::User;
 use crate::db;
 use crate::error::ApiError;
@@ -102,15 +102,31 @@ async fn authenticate(state: &AppState, header: &[u8]) -> Result<Option<User>, A
             "token_not_valid",
         )
     })?;
-    let user = db::run(&state.pool, move |conn| {
-        Ok(store::find_by_id(conn, user_id)?)
+    let sid = verified.sid.clone();
+    let found = db::run(&state.pool, move |conn| {
+        Ok(sessions::user_with_session(conn, user_id, sid.as_deref())?)
     })
     .await?;
-    match user {
+    match found {
         None => Err(ApiError::token("User not found", "user_not_found")),
-        Some(u) if !u.is_active => Err(ApiError::token("User is inactive", "user_inactive")),
-        Some(u) => Ok(Some(u)),
+        Some((u, _)) if !u.is_active => Err(ApiError::token("User is inactive", "user_inactive")),
+        // An ended session, or a password changed since the token was issued.
+        Some((u, live)) if !live || sessions::predates_password_change(&u, verified.iat) => {
+            Err(invalid_access(TokenError::Revoked))
+        }
+        Some((u, _)) => Ok(Some(u)),
     }
+}
+
+/// The claims of the request's bearer access token, when it has a valid one; for handlers
+/// that need more than the user (the session it belongs to).
+pub fn access_claims(req: &HttpRequest, tokens: &TokenService) -> Option<Verified> {
+    let header = req.headers().get(header::AUTHORIZATION)?;
+    let AuthorizationHeader::Bearer(token) = parse_authorization(header.as_bytes()) else {
+        return None;
+    };
+    let token = std::str::from_utf8(token).ok()?;
+    tokens.verify(token, Some(TokenType::Access)).ok()
 }
 
 fn invalid_access(e: TokenError) -> ApiError {

@@ -3,6 +3,7 @@
 pub mod extract;
 pub mod passwords;
 pub mod routes;
+pub mod sessions;
 pub mod store;
 pub mod throttle;
 pub mod tokens;

@@ -10,9 +10,9 @@ use regex::Regex;
 use serde_json::json;
 
 use super::extract::AuthUser;
-use super::tokens::TokenType;
+use super::tokens::{TokenError, TokenService, TokenType};
 use super::types::{Me, NewUser, User, UserAdmin, UserFlags};
-use super::{passwords, store};
+use super::{passwords, sessions, store};
 use crate::db;
 use crate::error::{ApiError, FieldErrors};
 use crate::events::listing;
@@ -30,6 +30,7 @@ const EMAIL_MAX: usize = 254;
 const BAD_LOGIN: &str = "No active account found with the given credentials";
 const NO_ACTIVE_ACCOUNT: &str = "No active account found for the given token.";
 const BLACKLISTED: &str = "Token is blacklisted";
+const SESSION_ENDED: &str = "Session has ended";
 const SELF_UNSTAFF: &str = "You cannot remove your own staff status.";
 const SELF_DEACTIVATE: &str = "You cannot deactivate your own account.";
 
@@ -49,7 +50,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/token/", &[Method::POST]).route(web::post().to(obtain)))
     .service(resource("/api/token/refresh/", &[Method::POST]).route(web::post().to(refresh)))
     .service(resource("/api/token/verify/", &[Method::POST]).route(web::post().to(verify)))
-    .service(resource("/api/token/blacklist/", &[Method::POST]).route(web::post().to(blacklist)));
+    .service(resource("/api/token/blacklist/", &[Method::POST]).route(web::post().to(blacklist)))
+    .configure(sessions::routes);
 }
 
 /// Django's `UnicodeUsernameValidator`: letters, digits and `@.+-_`.
@@ -487,9 +489,18 @@ pub(crate) async fn obtain(
         state.login_throttle.record_failure(&username, address);
         return Err(ApiError::auth_failed(BAD_LOGIN));
     };
+    // Every login is a new session, named by the device it came from.
+    let agent = sessions::user_agent(&req);
+    let jti = TokenService::new_jti();
+    let refresh_jti = jti.clone();
+    let user_id = user.id;
+    let sid = db::run(&state.pool, move |conn| {
+        Ok(sessions::create(conn, user_id, &agent, &refresh_jti)?)
+    })
+    .await?;
     let pair = state
         .tokens
-        .issue_pair(user.id)
+        .issue_session_pair(user.id, &sid, jti, sessions::min_iat(&user))
         .map_err(ApiError::internal)?;
     Ok(token_response(json!(pair)))
 }
@@ -512,6 +523,7 @@ fn bad_token(message: &str) -> ApiError {
 )]
 pub(crate) async fn refresh(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let mut input = Input::new(body.0)?;
@@ -524,30 +536,61 @@ pub(crate) async fn refresh(
     let user_id = verified
         .user_id
         .ok_or_else(|| bad_token("Token contained no recognizable user identification"))?;
-    db::run(&state.pool, move |conn| {
+    let agent = sessions::user_agent(&req);
+    let new_jti = TokenService::new_jti();
+    let refresh_jti = new_jti.clone();
+    let rotation = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
-            match store::find_by_id(conn, user_id)? {
-                Some(u) if u.is_active => {}
+            let user = match store::find_by_id(conn, user_id)? {
+                Some(u) if u.is_active => u,
                 _ => return Err(bad_token(NO_ACTIVE_ACCOUNT)),
+            };
+            if sessions::predates_password_change(&user, verified.iat) {
+                return Err(bad_token(TokenError::Revoked.message()));
             }
-            // Rotation: the old token is used up. Two concurrent refreshes of one token
-            // race on this insert and only one wins.
+            let sid = match &verified.sid {
+                Some(sid) => {
+                    if !sessions::rotate(conn, sid, user_id, &verified.jti, &refresh_jti, &agent)? {
+                        return match sessions::find(conn, sid, user_id)? {
+                            // Live, but this token was already rotated: a replay, so a copy
+                            // of the token is out there. The whole session ends, and that
+                            // is committed although the request fails.
+                            Some(s) if s.ended_at.is_none() => {
+                                sessions::end_one(conn, sid, user_id)?;
+                                tracing::warn!(user_id, "refresh token reused; session ended");
+                                Ok(Err(BLACKLISTED))
+                            }
+                            _ if store::is_blacklisted(conn, &verified.jti)? => {
+                                Err(bad_token(BLACKLISTED))
+                            }
+                            _ => Err(bad_token(SESSION_ENDED)),
+                        };
+                    }
+                    sid.clone()
+                }
+                // A token from before sessions: it starts one, so its successors are tracked.
+                None => sessions::create(conn, user_id, &agent, &refresh_jti)?,
+            };
+            // Rotation: the old token is used up, as Simple JWT records it. Without a
+            // session, two concurrent refreshes of one token race on this insert and only
+            // one wins.
             if store::blacklist(
                 conn,
                 &verified.jti,
                 Some(user_id),
                 verified.expires_at.naive_utc(),
             )? {
-                Ok(())
+                Ok(Ok((sid, sessions::min_iat(&user))))
             } else {
                 Err(bad_token(BLACKLISTED))
             }
         })
     })
     .await?;
+    let (sid, min_iat) = rotation.map_err(bad_token)?;
     let pair = state
         .tokens
-        .issue_pair(user_id)
+        .issue_session_pair(user_id, &sid, new_jti, min_iat)
         .map_err(ApiError::internal)?;
     Ok(token_response(json!(pair)))
 }
@@ -612,12 +655,19 @@ pub(crate) async fn blacklist(
         .verify(&token.unwrap_or_default(), Some(TokenType::Refresh))
         .map_err(|e| bad_token(e.message()))?;
     let fresh = db::run(&state.pool, move |conn| {
-        Ok(store::blacklist(
-            conn,
-            &verified.jti,
-            verified.user_id,
-            verified.expires_at.naive_utc(),
-        )?)
+        db::write_tx(conn, |conn| {
+            let fresh = store::blacklist(
+                conn,
+                &verified.jti,
+                verified.user_id,
+                verified.expires_at.naive_utc(),
+            )?;
+            // Signing out with a refresh token ends its session: its access tokens too.
+            if fresh && let (Some(sid), Some(user_id)) = (&verified.sid, verified.user_id) {
+                sessions::end_one(conn, sid, user_id)?;
+            }
+            Ok::<_, ApiError>(fresh)
+        })
     })
     .await?;
     if !fresh {

@@ -1,4 +1,5 @@
-//! Simple JWT's tokens: HS256, claims `token_type`, `exp`, `iat`, `jti`, `user_id`.
+//! Simple JWT's tokens: HS256, claims `token_type`, `exp`, `iat`, `jti`, `user_id`, and
+//! `sid`, the session (SPEC.md §11), which Simple JWT clients ignore as any unknown claim.
 
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub struct Claims {
     pub iat: i64,
     pub jti: String,
     pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// A token that passed signature, expiry and type checks.
@@ -51,6 +54,10 @@ pub struct Verified {
     /// `None` when the claim is missing or not an id.
     pub user_id: Option<i64>,
     pub expires_at: DateTime<Utc>,
+    /// Seconds since the epoch; `None` when missing (never in tokens rally issued).
+    pub iat: Option<i64>,
+    /// The session; `None` in tokens issued before sessions existed.
+    pub sid: Option<String>,
 }
 
 /// Why a token was refused, in Simple JWT's words.
@@ -61,6 +68,8 @@ pub enum TokenError {
     WrongType,
     NoType,
     NoId,
+    /// Its session ended, or the password changed after it was issued (SPEC.md §11).
+    Revoked,
 }
 
 impl TokenError {
@@ -71,6 +80,7 @@ impl TokenError {
             Self::WrongType => "Token has wrong type",
             Self::NoType => "Token has no type",
             Self::NoId => "Token has no id",
+            Self::Revoked => "Token has been revoked",
         }
     }
 }
@@ -101,9 +111,28 @@ impl TokenService {
         }
     }
 
-    /// Signs one token for `user_id`.
+    /// A fresh token id.
+    pub fn new_jti() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// Signs one token for `user_id`, outside any session.
     pub fn issue(&self, token_type: TokenType, user_id: i64) -> anyhow::Result<String> {
+        self.issue_with(token_type, user_id, None, Self::new_jti(), None)
+    }
+
+    /// Signs one token. `iat` is at least `min_iat`: a token issued in the second of a
+    /// password change must not count as issued before it (SPEC.md §11).
+    fn issue_with(
+        &self,
+        token_type: TokenType,
+        user_id: i64,
+        sid: Option<&str>,
+        jti: String,
+        min_iat: Option<i64>,
+    ) -> anyhow::Result<String> {
         let now = Utc::now().timestamp();
+        let iat = min_iat.map_or(now, |m| m.max(now));
         let ttl = match token_type {
             TokenType::Access => self.access_ttl,
             TokenType::Refresh => self.refresh_ttl,
@@ -111,9 +140,10 @@ impl TokenService {
         let claims = Claims {
             token_type,
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
-            iat: now,
-            jti: uuid::Uuid::new_v4().simple().to_string(),
+            iat,
+            jti,
             user_id: user_id.to_string(),
+            sid: sid.map(str::to_string),
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -126,6 +156,33 @@ impl TokenService {
         Ok(TokenPair {
             access: self.issue(TokenType::Access, user_id)?,
             refresh: self.issue(TokenType::Refresh, user_id)?,
+        })
+    }
+
+    /// A pair for session `sid`; the refresh token's id is `refresh_jti`, already recorded
+    /// as the session's current one.
+    pub fn issue_session_pair(
+        &self,
+        user_id: i64,
+        sid: &str,
+        refresh_jti: String,
+        min_iat: Option<i64>,
+    ) -> anyhow::Result<TokenPair> {
+        Ok(TokenPair {
+            access: self.issue_with(
+                TokenType::Access,
+                user_id,
+                Some(sid),
+                Self::new_jti(),
+                min_iat,
+            )?,
+            refresh: self.issue_with(
+                TokenType::Refresh,
+                user_id,
+                Some(sid),
+                refresh_jti,
+                min_iat,
+            )?,
         })
     }
 
@@ -166,11 +223,18 @@ impl TokenService {
             .and_then(Value::as_i64)
             .ok_or(TokenError::Invalid)?;
         let expires_at = DateTime::from_timestamp(exp, 0).ok_or(TokenError::Invalid)?;
+        let iat = claims.get("iat").and_then(Value::as_i64);
+        let sid = claims
+            .get("sid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         Ok(Verified {
             token_type,
             jti,
             user_id,
             expires_at,
+            iat,
+            sid,
         })
     }
 }
@@ -235,6 +299,7 @@ mod tests {
             iat: Utc::now().timestamp() - 400,
             jti: "abc".into(),
             user_id: "1".into(),
+            sid: None,
         };
         let token = jsonwebtoken::encode(&Header::default(), &claims, &s.encoding).unwrap();
         assert_eq!(s.verify(&token, None).unwrap_err(), TokenError::Expired);

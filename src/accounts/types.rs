@@ -17,6 +17,8 @@ pub struct User {
     pub is_staff: bool,
     pub is_active: bool,
     pub date_joined: NaiveDateTime,
+    /// Tokens issued (`iat`) before this instant are refused: set by a password change.
+    pub tokens_valid_after: Option<NaiveDateTime>,
 }
 
 /// A new user, hash already computed.

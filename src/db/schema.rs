@@ -10,6 +10,7 @@ diesel::table! {
         is_staff -> Bool,
         is_active -> Bool,
         date_joined -> Timestamp,
+        tokens_valid_after -> Nullable<Timestamp>,
     }
 }
 
@@ -73,6 +74,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
+        user_agent -> Text,
+        ended_at -> Nullable<Timestamp>,
+        current_jti -> Text,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> BigInt,
         recipient -> Text,
@@ -94,6 +107,7 @@ diesel::joinable!(attendances -> events (event_id));
 diesel::joinable!(attendances -> users (user_id));
 diesel::joinable!(reminders -> events (event_id));
 diesel::joinable!(calendar_tokens -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -102,5 +116,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     reminders,
     calendar_tokens,
     token_blacklist,
+    sessions,
     outbox
 );

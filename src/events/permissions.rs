@@ -30,6 +30,7 @@ mod tests {
             is_staff,
             is_active: true,
             date_joined: chrono::Utc::now().naive_utc(),
+            tokens_valid_after: None,
         }
     }
 

@@ -12,5 +12,6 @@ mod errors;
 mod events;
 mod mail;
 mod plans;
+mod sessions;
 mod staff;
 mod tokens;
