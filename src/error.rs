@@ -38,6 +38,9 @@ pub enum ApiError {
     /// 409 with a detail: the request conflicts with the resource's state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// 412: an `If-Match` no longer matches: the resource changed since the client read it.
+    #[error("precondition failed")]
+    PreconditionFailed,
     /// 405 naming the method.
     #[error("method {0} not allowed")]
     MethodNotAllowed(String),
@@ -105,6 +108,10 @@ impl ApiError {
             Self::PermissionDenied => "You do not have permission to perform this action.".into(),
             Self::NotFound => "Not found.".into(),
             Self::Conflict(d) => d.clone(),
+            Self::PreconditionFailed => {
+                "The event has changed since you read it; GET it again and reapply your change."
+                    .into()
+            }
             Self::RequestTimeout => "Request timed out.".into(),
             Self::MethodNotAllowed(m) => format!("Method \"{m}\" not allowed."),
             Self::PayloadTooLarge { limit } => {
@@ -160,6 +167,7 @@ impl ResponseError for ApiError {
             Self::PermissionDenied => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -254,6 +262,11 @@ mod tests {
                 json!({"detail": "You do not have permission to perform this action."}),
             ),
             (ApiError::NotFound, 404, json!({"detail": "Not found."})),
+            (
+                ApiError::PreconditionFailed,
+                412,
+                json!({"detail": "The event has changed since you read it; GET it again and reapply your change."}),
+            ),
             (
                 ApiError::MethodNotAllowed("PUT".into()),
                 405,

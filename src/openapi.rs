@@ -336,6 +336,29 @@ pub enum NotOpen {
     Closed(ErrorDetail),
 }
 
+/// `If-None-Match` named the current version.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum NotModified {
+    #[response(
+        status = 304,
+        description = "Not modified: an If-None-Match tag is current. No body; the ETag header repeats the tag",
+        headers(("ETag" = String, description = "The current tag"))
+    )]
+    Current,
+}
+
+/// `If-Match` named a version that is no longer current.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum PreconditionFailed {
+    #[response(
+        status = 412,
+        description = "If-Match does not match: the event changed since the client read it; nothing was stored"
+    )]
+    Changed(ErrorDetail),
+}
+
 /// The database did not answer in time.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
@@ -407,6 +430,7 @@ impl Modify for BearerAuth {
         events::routes::patch,
         events::routes::delete,
         events::routes::change_attendee_status,
+        events::export::attendees_csv,
         calendar::routes::event_ics,
         calendar::routes::create_token,
         calendar::routes::private_feed,

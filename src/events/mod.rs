@@ -1,6 +1,8 @@
 //! Events, attendance, permissions and listing.
 
 pub mod attendance;
+pub mod conditional;
+pub mod export;
 pub mod fields;
 pub mod listing;
 pub mod permissions;

@@ -7,12 +7,15 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::attendance;
+use super::conditional::{self, IfMatch, etag_of, to_json};
+use super::export;
 use super::fields;
 use super::listing::{self, ListQuery};
 use super::permissions::{can_edit, can_view};
 use super::store;
 use super::types::{
-    AttendanceCounts, AttendanceOut, EventChanges, EventDetail, NewEvent, STATUSES, Viewer,
+    AttendanceCounts, AttendanceOut, EventChanges, EventDetail, EventRow, NewEvent, STATUSES,
+    Viewer,
 };
 use crate::accounts::extract::{AuthUser, MaybeUser};
 use crate::accounts::types::UserRef;
@@ -43,6 +46,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/api/events/{id}/change_attendee_status/", &[Method::POST])
             .route(web::post().to(change_attendee_status)),
+    )
+    .service(
+        resource("/api/events/{id}/attendees.csv", &[Method::GET])
+            .route(web::get().to(export::attendees_csv)),
     );
 }
 
@@ -75,9 +82,11 @@ pub fn base_url(req: &HttpRequest) -> String {
         ("ordering" = Option<String>, Query, pattern = r"^-?(date|starts_at|name|organizer|going_count|maybe_count|not_going_count|waitlist_count)(,-?(date|starts_at|name|organizer|going_count|maybe_count|not_going_count|waitlist_count))*$", description = "Comma-separated: date, starts_at, name, organizer (username), going_count, maybe_count, not_going_count, waitlist_count, each optionally with a leading - for descending (default: date, then id). Events without starts_at or organizer sort last either way."),
         ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 100, capped at 1000"),
         ("offset" = Option<i64>, Query, minimum = 0, description = "Rows to skip"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags the client holds (or `*`); when one is current the answer is 304 with no body (weak comparison)"),
     ),
     responses(
-        (status = 200, description = "A page of events; the paging is in the headers", body = Vec<crate::events::types::EventOut>, headers(("X-Total-Count" = i64, description = "Events matching, over all pages"), ("Link" = String, description = "RFC 8288 links: next, prev"))),
+        (status = 200, description = "A page of events; the paging is in the headers", body = Vec<crate::events::types::EventOut>, headers(("X-Total-Count" = i64, description = "Events matching, over all pages"), ("Link" = String, description = "RFC 8288 links: next, prev"), ("ETag" = String, description = "Strong validator of this page: its body and paging headers"))),
+        crate::openapi::NotModified,
         (status = 400, description = "A malformed parameter, named", body = crate::openapi::FieldErrors),
         crate::openapi::Unauthorized,
         crate::openapi::Unavailable,
@@ -93,7 +102,7 @@ pub(crate) async fn list(
     let viewer = Viewer::of(viewer.0.as_ref());
     query.viewer = viewer;
     let q = query.clone();
-    let (rows, total, mut counts) =
+    let (rows, total_n, mut counts) =
         db::run(&state.pool, move |conn| Ok(store::list(conn, &q)?)).await?;
     let body: Vec<_> = rows
         .into_iter()
@@ -102,14 +111,27 @@ pub(crate) async fn list(
             event.show(organizer, viewer, n)
         })
         .collect();
+    let body = to_json(&body)?;
+    let total = total_n.to_string();
+    let link = listing::link_header(&base_url(&req), &pairs, query.limit, query.offset, total_n);
+    // The paging headers are part of what the page says: a page whose rows stay the same
+    // while the total changes is a new version too.
+    let etag = etag_of(&[
+        &body,
+        total.as_bytes(),
+        link.as_deref().unwrap_or("").as_bytes(),
+    ]);
     let mut response = HttpResponse::Ok();
-    response.insert_header(("X-Total-Count", total.to_string()));
-    if let Some(link) =
-        listing::link_header(&base_url(&req), &pairs, query.limit, query.offset, total)
-    {
+    response.insert_header(("X-Total-Count", total));
+    if let Some(link) = link {
         response.insert_header((header::LINK, link));
     }
-    Ok(response.json(body))
+    Ok(conditional::ok_or_not_modified(
+        req.headers(),
+        response,
+        body,
+        etag,
+    ))
 }
 
 /// The body's event fields, each checked; the rules across fields come in `fields::merge`.
@@ -178,9 +200,14 @@ pub(crate) async fn create(
     tag = "events",
     summary = "An event with its attendances.",
     security((), ("bearer" = [])),
-    params(("id" = String, Path, description = "The event's UUID")),
+    params(
+        ("id" = String, Path, description = "The event's UUID"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags the client holds (or `*`); when one is current the answer is 304 with no body (weak comparison)"),
+    ),
     responses(
-        (status = 200, description = "The event", body = crate::events::types::EventDetail),
+        (status = 200, description = "The event", body = crate::events::types::EventDetail,
+         headers(("ETag" = String, description = "Strong validator of this representation (as this caller sees it); send it back in If-Match to change the event safely"))),
+        crate::openapi::NotModified,
         crate::openapi::Unauthorized,
         crate::openapi::EventNotFound,
         crate::openapi::Unavailable,
@@ -188,19 +215,37 @@ pub(crate) async fn create(
 )]
 pub(crate) async fn detail(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     viewer: MaybeUser,
 ) -> Result<HttpResponse, ApiError> {
     let id = event_id(&path)?;
     let viewer = Viewer::of(viewer.0.as_ref());
-    let (event, organizer, attendances) = db::run(&state.pool, move |conn| {
+    let detail = db::run(&state.pool, move |conn| {
         let (event, organizer) = store::find(conn, &id)?
             .filter(|(event, _)| can_view(viewer, event))
             .ok_or(ApiError::NotFound)?;
         let attendances = store::attendances_of(conn, &id)?;
-        Ok((event, organizer, attendances))
+        Ok(render_detail(event, organizer, attendances, viewer))
     })
     .await?;
+    let (body, etag) = tagged(&detail)?;
+    Ok(conditional::ok_or_not_modified(
+        req.headers(),
+        HttpResponse::Ok(),
+        body,
+        etag,
+    ))
+}
+
+/// The detail representation as `viewer` GETs it. The detail, `If-Match` and the ETag of
+/// a change's response all render through here, so their tags agree byte for byte.
+pub fn render_detail(
+    event: EventRow,
+    organizer: Option<UserRef>,
+    attendances: Vec<(String, UserRef)>,
+    viewer: Viewer,
+) -> EventDetail {
     let organizer_id = event.organizer_id;
     let mut counts = AttendanceCounts::default();
     for (status, _) in &attendances {
@@ -216,10 +261,51 @@ pub(crate) async fn detail(
             }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(EventDetail {
+    EventDetail {
         event: event.show(organizer, viewer, counts),
         attendances,
-    }))
+    }
+}
+
+/// The detail of an event read in this transaction: its organizer and attendances are
+/// read here (two queries).
+fn load_detail(
+    conn: &mut db::DbConn,
+    event: EventRow,
+    viewer: Viewer,
+) -> Result<EventDetail, ApiError> {
+    let organizer = store::user_ref(conn, event.organizer_id)?;
+    let attendances = store::attendances_of(conn, &event.id)?;
+    Ok(render_detail(event, organizer, attendances, viewer))
+}
+
+/// The detail's JSON bytes and their ETag.
+fn tagged(detail: &EventDetail) -> Result<(Vec<u8>, String), ApiError> {
+    let body = to_json(detail)?;
+    let etag = etag_of(&[&body]);
+    Ok((body, etag))
+}
+
+/// Checks `If-Match` against the event as `viewer` would GET it now (the event locked by
+/// the caller's transaction, so nothing changes between the check and the write).
+fn check_if_match(
+    conn: &mut db::DbConn,
+    condition: Option<&IfMatch>,
+    event: &EventRow,
+    viewer: Viewer,
+) -> Result<(), ApiError> {
+    let Some(condition) = condition else {
+        return Ok(());
+    };
+    let holds = condition.holds(|| {
+        let detail = load_detail(conn, event.clone(), viewer)?;
+        Ok(tagged(&detail)?.1)
+    })?;
+    if holds {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed)
+    }
 }
 
 #[utoipa::path(
@@ -228,9 +314,15 @@ pub(crate) async fn detail(
     tag = "events",
     summary = "Replace an event's name and date (organizer or staff).",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The event's UUID")), request_body = crate::openapi::EventWrite,
+    params(
+        ("id" = String, Path, description = "The event's UUID"),
+        ("If-Match" = Option<String>, Header, description = "The detail ETag the change is based on (or `*`); when the event has changed since, 412 and nothing is stored. Without it the change is unconditional"),
+    ),
+    request_body = crate::openapi::EventWrite,
     responses(
-        (status = 200, description = "Updated", body = crate::events::types::EventOut),
+        (status = 200, description = "Updated", body = crate::events::types::EventOut,
+         headers(("ETag" = String, description = "The ETag of the event's detail after the change, for the next If-Match"))),
+        crate::openapi::PreconditionFailed,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::EventNotFound,
@@ -240,10 +332,19 @@ pub(crate) async fn detail(
 pub(crate) async fn put(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    req: HttpRequest,
     user: AuthUser,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    update(state, path, user, body, false).await
+    update(
+        state,
+        path,
+        user,
+        body,
+        false,
+        IfMatch::from_headers(req.headers()),
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -252,9 +353,15 @@ pub(crate) async fn put(
     tag = "events",
     summary = "Change some of an event's fields (organizer or staff).",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The event's UUID")), request_body = crate::openapi::EventPatch,
+    params(
+        ("id" = String, Path, description = "The event's UUID"),
+        ("If-Match" = Option<String>, Header, description = "The detail ETag the change is based on (or `*`); when the event has changed since, 412 and nothing is stored. Without it the change is unconditional"),
+    ),
+    request_body = crate::openapi::EventPatch,
     responses(
-        (status = 200, description = "Updated", body = crate::events::types::EventOut),
+        (status = 200, description = "Updated", body = crate::events::types::EventOut,
+         headers(("ETag" = String, description = "The ETag of the event's detail after the change, for the next If-Match"))),
+        crate::openapi::PreconditionFailed,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::EventNotFound,
@@ -264,26 +371,36 @@ pub(crate) async fn put(
 pub(crate) async fn patch(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    req: HttpRequest,
     user: AuthUser,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    update(state, path, user, body, true).await
+    update(
+        state,
+        path,
+        user,
+        body,
+        true,
+        IfMatch::from_headers(req.headers()),
+    )
+    .await
 }
 
 /// PUT and PATCH. As in DRF, a missing event (404) and a refused caller (403) are
-/// reported before any problem with the body (400).
+/// reported before any problem with the body (400); a failed `If-Match` (412) between.
 async fn update(
     state: web::Data<AppState>,
     path: web::Path<String>,
     user: AuthUser,
     body: JsonBody,
     partial: bool,
+    if_match: Option<IfMatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = event_id(&path)?;
     let user = user.0;
     let validated = read_body(body.0, partial, false);
     let caller = user.clone();
-    let (event, organizer, counts, mailed) = db::run(&state.pool, move |conn| {
+    let (detail, mailed) = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
             let old = attendance::lock_event(conn, &id)?
                 .filter(|e| can_view(Viewer::of(Some(&caller)), e))
@@ -291,6 +408,8 @@ async fn update(
             if !can_edit(&caller, old.organizer_id) {
                 return Err(ApiError::PermissionDenied);
             }
+            let viewer = Viewer::of(Some(&caller));
+            check_if_match(conn, if_match.as_ref(), &old, viewer)?;
             let mut new = fields::merge(Some(&old), validated?, partial)?;
             let changes = fields::important_changes(&old, &new);
             if !changes.is_empty() {
@@ -318,19 +437,22 @@ async fn update(
             if old.capacity != new.capacity || old.status != new.status {
                 mailed |= attendance::promote(conn, &new)? > 0;
             }
-            let organizer = store::user_ref(conn, new.organizer_id)?;
-            let counts = store::counts_of(conn, &[id.as_str()])?
-                .remove(&id)
-                .unwrap_or_default();
-            Ok((new, organizer, counts, mailed))
+            // The event as stored, as the caller would now GET it: the response is its
+            // event part, and the ETag is the detail's, so the next change can chain on.
+            let (event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+            let attendances = store::attendances_of(conn, &id)?;
+            Ok((render_detail(event, organizer, attendances, viewer), mailed))
         })
     })
     .await?;
     if mailed {
         state.mail_wake.notify_one();
     }
-    tracing::info!(event_id = %event.id, user_id = user.id, "event updated");
-    Ok(HttpResponse::Ok().json(event.show(organizer, Viewer::of(Some(&user)), counts)))
+    tracing::info!(event_id = %detail.event.id, user_id = user.id, "event updated");
+    let etag = tagged(&detail)?.1;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag))
+        .json(&detail.event))
 }
 
 #[utoipa::path(
@@ -339,9 +461,13 @@ async fn update(
     tag = "events",
     summary = "Delete an event and its attendances (organizer or staff).",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The event's UUID")),
+    params(
+        ("id" = String, Path, description = "The event's UUID"),
+        ("If-Match" = Option<String>, Header, description = "The detail ETag the change is based on (or `*`); when the event has changed since, 412 and nothing is stored. Without it the change is unconditional"),
+    ),
     responses(
         (status = 204, description = "Deleted"),
+        crate::openapi::PreconditionFailed,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::EventNotFound,
@@ -350,21 +476,26 @@ async fn update(
 )]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let id = event_id(&path)?;
+    let if_match = IfMatch::from_headers(req.headers());
     let user = user.0;
     let caller = user.clone();
     let deleted_id = id.clone();
     db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
-            let (event, _) = store::find(conn, &id)?
-                .filter(|(e, _)| can_view(Viewer::of(Some(&caller)), e))
+            // Locked, so that no change slips in between the If-Match check and the delete.
+            let viewer = Viewer::of(Some(&caller));
+            let event = attendance::lock_event(conn, &id)?
+                .filter(|e| can_view(viewer, e))
                 .ok_or(ApiError::NotFound)?;
             if !can_edit(&caller, event.organizer_id) {
                 return Err(ApiError::PermissionDenied);
             }
+            check_if_match(conn, if_match.as_ref(), &event, viewer)?;
             store::delete(conn, &id)?;
             Ok(())
         })
