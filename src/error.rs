@@ -38,6 +38,10 @@ pub enum ApiError {
     /// 409 with a detail: the request conflicts with the resource's state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// 422 with a detail: well-formed, but not acceptable (an idempotency key reused with a
+    /// different request).
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
     /// 405 naming the method.
     #[error("method {0} not allowed")]
     MethodNotAllowed(String),
@@ -105,6 +109,7 @@ impl ApiError {
             Self::PermissionDenied => "You do not have permission to perform this action.".into(),
             Self::NotFound => "Not found.".into(),
             Self::Conflict(d) => d.clone(),
+            Self::Unprocessable(d) => d.clone(),
             Self::RequestTimeout => "Request timed out.".into(),
             Self::MethodNotAllowed(m) => format!("Method \"{m}\" not allowed."),
             Self::PayloadTooLarge { limit } => {
@@ -160,6 +165,7 @@ impl ResponseError for ApiError {
             Self::PermissionDenied => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

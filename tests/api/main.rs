@@ -10,6 +10,7 @@ mod admin;
 mod calendar;
 mod errors;
 mod events;
+mod idempotency;
 mod mail;
 mod plans;
 mod staff;
