@@ -300,7 +300,44 @@ async fn anonymous_keys_are_scoped_to_the_path(app: TestApp) {
     assert_eq!(t.header("idempotent-replayed"), None);
 }
 
+async fn the_schema_documents_the_header(app: TestApp) {
+    let doc = app.get("/api/schema/", None).await.body;
+    for (path, method) in [
+        ("/api/events/", "post"),
+        ("/api/events/{id}/", "patch"),
+        ("/api/events/{id}/change_attendee_status/", "post"),
+        ("/api/users/", "post"),
+    ] {
+        let op = &doc["paths"][path][method];
+        let params = op["parameters"].as_array().expect("parameters");
+        assert!(
+            params
+                .iter()
+                .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+            "{path} {method}"
+        );
+        assert!(op["responses"].get("422").is_some(), "{path} {method}");
+        let conflict = op["responses"]["409"]["description"].as_str().expect("409");
+        assert!(conflict.contains("Idempotency-Key"), "{path} {method}");
+    }
+    // The event's own 409 is kept beside it.
+    let answer = &doc["paths"]["/api/events/{id}/change_attendee_status/"]["post"];
+    let conflict = answer["responses"]["409"]["description"]
+        .as_str()
+        .expect("409");
+    assert!(conflict.contains("cancelled"), "{conflict}");
+    assert!(
+        doc["paths"]["/api/events/"]["get"]
+            .get("parameters")
+            .is_none_or(|p| {
+                p.as_array()
+                    .is_some_and(|ps| ps.iter().all(|p| p["name"] != "Idempotency-Key"))
+            })
+    );
+}
+
 on_both_backends!(
+    the_schema_documents_the_header,
     a_repeat_replays_the_first_response,
     patch_and_answers_replay,
     client_errors_are_stored_too,
