@@ -336,8 +336,65 @@ async fn the_schema_documents_the_header(app: TestApp) {
     );
 }
 
+async fn running_and_abandoned_claims(app: TestApp) {
+    let (_, ada) = app.user("ada").await;
+    let body = json!({"name": "Held", "date": "2026-12-01"});
+    let first = keyed(
+        &app,
+        Method::POST,
+        "/api/events/",
+        Some(&ada),
+        "h",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // As if the first request were still running: 409, and nothing runs.
+    app.sql("UPDATE idempotency_keys SET state = 'in_progress'");
+    let r = keyed(
+        &app,
+        Method::POST,
+        "/api/events/",
+        Some(&ada),
+        "h",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(events_named(&app, "Held"), 1);
+    // A claim left long ago by a process that died is taken over.
+    app.sql("UPDATE idempotency_keys SET created_at = '2000-01-01 00:00:00'");
+    let r = keyed(&app, Method::POST, "/api/events/", Some(&ada), "h", body).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(events_named(&app, "Held"), 2);
+    assert_eq!(app.count("idempotency_keys", "state = 'done'"), 1);
+}
+
+async fn oversized_bodies_and_repeated_headers(app: TestApp) {
+    let (_, ada) = app.user("ada").await;
+    let big = json!({"name": "x".repeat(70 * 1024), "date": "2026-12-01"});
+    let r = keyed(&app, Method::POST, "/api/events/", Some(&ada), "big", big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.count("idempotency_keys", "1 = 1"), 0);
+    let r = app
+        .client
+        .post(app.url("/api/events/"))
+        .bearer_auth(&ada)
+        .header("Idempotency-Key", "a")
+        .header("Idempotency-Key", "b")
+        .json(&json!({"name": "Two", "date": "2026-12-01"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(events_named(&app, "Two"), 0);
+}
+
 on_both_backends!(
     the_schema_documents_the_header,
+    running_and_abandoned_claims,
+    oversized_bodies_and_repeated_headers,
     a_repeat_replays_the_first_response,
     patch_and_answers_replay,
     client_errors_are_stored_too,
