@@ -377,8 +377,11 @@ pub async fn idempotency(
     let status = res.status();
     if !should_store(status) {
         guard.armed = false;
-        let (owner, key) = (owner, key);
-        db::run(&state.pool, move |conn| release(conn, &owner, &key)).await?;
+        let released = db::run(&state.pool, move |conn| release(conn, &owner, &key)).await;
+        if let Err(e) = released {
+            // The response still goes out; the claim is taken over once stale.
+            tracing::warn!(error = %e, "could not release an idempotency key");
+        }
         return Ok(res.map_into_boxed_body());
     }
     let (http_req, response) = res.into_parts();
