@@ -41,6 +41,10 @@ pub enum ApiError {
     /// 412: an `If-Match` no longer matches: the resource changed since the client read it.
     #[error("precondition failed")]
     PreconditionFailed,
+    /// 422 with a detail: well-formed, but not acceptable (an idempotency key reused with a
+    /// different request).
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
     /// 405 naming the method.
     #[error("method {0} not allowed")]
     MethodNotAllowed(String),
@@ -112,6 +116,7 @@ impl ApiError {
                 "The event has changed since you read it; GET it again and reapply your change."
                     .into()
             }
+            Self::Unprocessable(d) => d.clone(),
             Self::RequestTimeout => "Request timed out.".into(),
             Self::MethodNotAllowed(m) => format!("Method \"{m}\" not allowed."),
             Self::PayloadTooLarge { limit } => {
@@ -168,6 +173,7 @@ impl ResponseError for ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

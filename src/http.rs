@@ -256,12 +256,14 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
             header::ACCEPT,
             header::IF_MATCH,
             header::IF_NONE_MATCH,
+            header::HeaderName::from_static(crate::idempotency::HEADER),
         ])
         .expose_headers([
             header::HeaderName::from_static("x-total-count"),
             header::LINK,
             header::RETRY_AFTER,
             header::ETAG,
+            header::HeaderName::from_static(crate::idempotency::REPLAYED),
         ])
         .max_age(3600)
         .block_on_origin_mismatch(false);

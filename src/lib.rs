@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod idempotency;
 pub mod mail;
 pub mod openapi;
 pub mod reminders;

@@ -468,7 +468,69 @@ impl Document {
     pub fn build() -> Self {
         let mut doc = ApiDoc::openapi();
         doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-        Self(serde_json::to_value(&doc).unwrap_or_default())
+        let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+        document_idempotency_keys(&mut doc);
+        Self(doc)
+    }
+}
+
+/// The `Idempotency-Key` header and its 409 and 422 on every POST and PATCH: the
+/// middleware (src/idempotency.rs) serves all of them, so they are added here rather than
+/// repeated in each annotation. A 409 the operation already has keeps its description,
+/// with this one appended.
+fn document_idempotency_keys(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let parameter = json!({
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": false,
+        "description": "1 to 255 visible ASCII characters (a UUID, say). A repeat with the same \
+            key by the same caller gets the first response again, with \
+            `Idempotent-Replayed: true`; keys expire after 24 hours (SPEC.md §12).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255}
+    });
+    let detail =
+        json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDetail"}}});
+    let in_progress =
+        "A request with this Idempotency-Key is still in progress; retry after `Retry-After`";
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for method in ["post", "patch"] {
+            let Some(op) = item.get_mut(method).and_then(|o| o.as_object_mut()) else {
+                continue;
+            };
+            let params = op.entry("parameters").or_insert_with(|| json!([]));
+            if let Some(params) = params.as_array_mut() {
+                params.push(parameter.clone());
+            }
+            let responses = op.entry("responses").or_insert_with(|| json!({}));
+            let Some(responses) = responses.as_object_mut() else {
+                continue;
+            };
+            match responses
+                .get_mut("409")
+                .and_then(|r| r.get_mut("description"))
+            {
+                Some(serde_json::Value::String(d)) => {
+                    *d = format!("{d}; or: {in_progress}");
+                }
+                _ => {
+                    responses.insert(
+                        "409".into(),
+                        json!({"description": in_progress, "content": detail.clone()}),
+                    );
+                }
+            }
+            responses.insert(
+                "422".into(),
+                json!({
+                    "description": "This Idempotency-Key was used with a different request",
+                    "content": detail.clone(),
+                }),
+            );
+        }
     }
 }
 

@@ -102,6 +102,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_keys (owner, idem_key) {
+        owner -> Text,
+        idem_key -> Text,
+        method -> Text,
+        path -> Text,
+        request_hash -> Text,
+        state -> Text,
+        status -> Nullable<Integer>,
+        headers -> Nullable<Text>,
+        body -> Nullable<Binary>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(events -> users (organizer_id));
 diesel::joinable!(attendances -> events (event_id));
 diesel::joinable!(attendances -> users (user_id));
@@ -117,5 +133,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     calendar_tokens,
     token_blacklist,
     sessions,
-    outbox
+    outbox,
+    idempotency_keys
 );

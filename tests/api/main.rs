@@ -11,6 +11,7 @@ mod calendar;
 mod errors;
 mod events;
 mod exports;
+mod idempotency;
 mod mail;
 mod plans;
 mod sessions;
