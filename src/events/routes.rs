@@ -71,7 +71,7 @@ pub fn base_url(req: &HttpRequest) -> String {
     get,
     path = "/api/events/",
     tag = "events",
-    summary = "List events, a page at a time: published and cancelled public events, plus the caller's own drafts and unlisted events (staff: all).",
+    summary = "List events, a page at a time: published and cancelled public events, plus the caller's own and co-organized drafts and unlisted events (staff: all).",
     security((), ("bearer" = [])),
     params(
         ("search" = Option<String>, Query, description = "Terms split on spaces and commas; each must occur in the name, case-insensitively"),
