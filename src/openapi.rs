@@ -217,6 +217,15 @@ pub struct AttendanceRequest {
     status: AttendanceStatus,
 }
 
+/// `POST /api/events/{id}/co_organizers/` **(beyond)**.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CoOrganizerRequest {
+    /// The user to add: not the organizer, not already a co-organizer.
+    #[schema(minimum = 1)]
+    user_id: i64,
+}
+
 /// The answer to `change_attendee_status`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -431,6 +440,9 @@ impl Modify for BearerAuth {
         events::routes::delete,
         events::routes::change_attendee_status,
         events::export::attendees_csv,
+        events::co_organizers::list,
+        events::co_organizers::add,
+        events::co_organizers::remove,
         calendar::routes::event_ics,
         calendar::routes::create_token,
         calendar::routes::private_feed,
@@ -444,6 +456,7 @@ impl Modify for BearerAuth {
         StoredAttendanceStatus, EventStatus, Visibility, EventDetails,
         AttendanceAnswer, RegisterRequest, TokenObtainRequest, RefreshTokenRequest,
         TokenVerifyRequest, PasswordConfirmation, EventWrite, EventPatch, AttendanceRequest,
+        CoOrganizerRequest,
         ErrorDetail, TokenError, FieldErrors, BadRequest, Empty, Health, UserAdmin,
         UserFlagsPatch, OutboxStatus, FailedMail, Requeued, CalendarToken, PasswordChange,
         SessionOut, Ended,

@@ -48,7 +48,8 @@ pub struct UserRef {
 pub struct UserOut {
     pub id: i64,
     pub username: String,
-    /// Shown to the user, to staff, and to an event's organizer for its attendees.
+    /// Shown to the user, to staff, and to an event's organizer and co-organizers for its
+    /// attendees.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }

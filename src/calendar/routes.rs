@@ -98,15 +98,18 @@ pub(crate) async fn event_ics(
     let id = crate::events::routes::event_id(&path)?;
     let caller = caller.0;
     let viewer = Viewer::of(caller.as_ref());
-    let (event, organizer, answer) = db::run(&state.pool, move |conn| {
-        let (event, organizer) = events_store::find(conn, &id)?
-            .filter(|(event, _)| can_view(viewer, event))
-            .ok_or(ApiError::NotFound)?;
+    let (event, organizer, answer, viewer) = db::run(&state.pool, move |conn| {
+        let (event, organizer) = events_store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+        // Co-organizers see a draft and the organizer's address, as the organizer does.
+        let viewer = events_store::viewer_for(conn, viewer, &event)?;
+        if !can_view(viewer, &event) {
+            return Err(ApiError::NotFound);
+        }
         let answer = match viewer.id {
             Some(user_id) => store::answer_of(conn, &id, user_id)?,
             None => None,
         };
-        Ok((event, organizer, answer))
+        Ok((event, organizer, answer, viewer))
     })
     .await?;
     let base = origin(&req);

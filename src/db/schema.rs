@@ -118,7 +118,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    co_organizers (event_id, user_id) {
+        event_id -> Text,
+        user_id -> BigInt,
+        added_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(events -> users (organizer_id));
+diesel::joinable!(co_organizers -> events (event_id));
+diesel::joinable!(co_organizers -> users (user_id));
 diesel::joinable!(attendances -> events (event_id));
 diesel::joinable!(attendances -> users (user_id));
 diesel::joinable!(reminders -> events (event_id));
@@ -134,5 +144,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     token_blacklist,
     sessions,
     outbox,
-    idempotency_keys
+    idempotency_keys,
+    co_organizers
 );

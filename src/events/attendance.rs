@@ -49,9 +49,12 @@ pub fn answer(
     viewer: Viewer,
     wanted: &'static str,
 ) -> Result<Stored, ApiError> {
-    let event = lock_event(conn, event_id)?
-        .filter(|e| can_view(viewer, e))
-        .ok_or(ApiError::NotFound)?;
+    let event = lock_event(conn, event_id)?.ok_or(ApiError::NotFound)?;
+    // A co-organizer sees a draft: 409 below, as the organizer gets.
+    let viewer = super::store::viewer_for(conn, viewer, &event)?;
+    if !can_view(viewer, &event) {
+        return Err(ApiError::NotFound);
+    }
     if event.status == CANCELLED {
         return Err(ApiError::Conflict(
             "This event is cancelled; it takes no new answers.".into(),

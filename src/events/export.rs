@@ -1,5 +1,5 @@
 //! `GET /api/events/{id}/attendees.csv`: an event's attendances as a spreadsheet file
-//! for its organizer and staff. Two queries whatever the size; the rows are written out
+//! for its organizer, co-organizers and staff. Two queries whatever the size; the rows are written out
 //! in blocks as the response streams, so a big event never becomes one giant string.
 
 use std::convert::Infallible;
@@ -9,7 +9,7 @@ use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use diesel::prelude::*;
 
-use super::permissions::{can_edit, can_view};
+use super::permissions::{can_change, can_view};
 use super::routes::event_id;
 use super::store;
 use super::types::{Viewer, WAITLISTED};
@@ -101,7 +101,7 @@ fn render_block(rows: &[Row], position: &mut i64) -> String {
     get,
     path = "/api/events/{id}/attendees.csv",
     tag = "events",
-    summary = "The event's attendances as a CSV file (organizer or staff).",
+    summary = "The event's attendances as a CSV file (organizer, co-organizer or staff).",
     description = "UTF-8 with a byte order mark, CRLF line ends, RFC 4180 quoting. Columns: \
                    `username,email,status,waitlist_position`; rows Going, Maybe, Waitlisted \
                    (queue order, position from 1), then Not Going. A cell starting with \
@@ -127,10 +127,12 @@ pub(crate) async fn attendees_csv(
     let user = user.0;
     let lookup = id.clone();
     let rows = db::run(&state.pool, move |conn| {
-        let (event, _) = store::find(conn, &lookup)?
-            .filter(|(event, _)| can_view(Viewer::of(Some(&user)), event))
-            .ok_or(ApiError::NotFound)?;
-        if !can_edit(&user, event.organizer_id) {
+        let (event, _) = store::find(conn, &lookup)?.ok_or(ApiError::NotFound)?;
+        let viewer = store::viewer_for(conn, Viewer::of(Some(&user)), &event)?;
+        if !can_view(viewer, &event) {
+            return Err(ApiError::NotFound);
+        }
+        if !can_change(viewer, event.organizer_id) {
             return Err(ApiError::PermissionDenied);
         }
         Ok(rows(conn, &lookup)?)

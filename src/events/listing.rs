@@ -170,10 +170,7 @@ impl ListQuery {
             date_before: None,
             starts_after: None,
             starts_before: None,
-            viewer: Viewer {
-                id: None,
-                is_staff: false,
-            },
+            viewer: Viewer::of(None),
             ordering: Vec::new(),
             limit: DEFAULT_LIMIT,
             offset: 0,

@@ -1,6 +1,7 @@
 //! Events, attendance, permissions and listing.
 
 pub mod attendance;
+pub mod co_organizers;
 pub mod conditional;
 pub mod export;
 pub mod fields;

@@ -11,7 +11,7 @@ use super::conditional::{self, IfMatch, etag_of, to_json};
 use super::export;
 use super::fields;
 use super::listing::{self, ListQuery};
-use super::permissions::{can_edit, can_view};
+use super::permissions::{can_change, can_edit, can_view};
 use super::store;
 use super::types::{
     AttendanceCounts, AttendanceOut, EventChanges, EventDetail, EventRow, NewEvent, STATUSES,
@@ -50,7 +50,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/api/events/{id}/attendees.csv", &[Method::GET])
             .route(web::get().to(export::attendees_csv)),
-    );
+    )
+    .configure(super::co_organizers::routes);
 }
 
 /// A malformed id is as unknown as a missing one: 404, as Django answers.
@@ -70,7 +71,7 @@ pub fn base_url(req: &HttpRequest) -> String {
     get,
     path = "/api/events/",
     tag = "events",
-    summary = "List events, a page at a time: published and cancelled public events, plus the caller's own drafts and unlisted events (staff: all).",
+    summary = "List events, a page at a time: published and cancelled public events, plus the caller's own and co-organized drafts and unlisted events (staff: all).",
     security((), ("bearer" = [])),
     params(
         ("search" = Option<String>, Query, description = "Terms split on spaces and commas; each must occur in the name, case-insensitively"),
@@ -222,9 +223,13 @@ pub(crate) async fn detail(
     let id = event_id(&path)?;
     let viewer = Viewer::of(viewer.0.as_ref());
     let detail = db::run(&state.pool, move |conn| {
-        let (event, organizer) = store::find(conn, &id)?
-            .filter(|(event, _)| can_view(viewer, event))
-            .ok_or(ApiError::NotFound)?;
+        let (event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+        // A signed-in caller may be a co-organizer: one more query, then the event is
+        // shown as to its organizer.
+        let viewer = store::viewer_for(conn, viewer, &event)?;
+        if !can_view(viewer, &event) {
+            return Err(ApiError::NotFound);
+        }
         let attendances = store::attendances_of(conn, &id)?;
         Ok(render_detail(event, organizer, attendances, viewer))
     })
@@ -312,7 +317,7 @@ fn check_if_match(
     put,
     path = "/api/events/{id}/",
     tag = "events",
-    summary = "Replace an event's name and date (organizer or staff).",
+    summary = "Replace an event's name and date (organizer, co-organizer or staff).",
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "The event's UUID"),
@@ -351,7 +356,7 @@ pub(crate) async fn put(
     patch,
     path = "/api/events/{id}/",
     tag = "events",
-    summary = "Change some of an event's fields (organizer or staff).",
+    summary = "Change some of an event's fields (organizer, co-organizer or staff).",
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "The event's UUID"),
@@ -402,13 +407,15 @@ async fn update(
     let caller = user.clone();
     let (detail, mailed) = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
-            let old = attendance::lock_event(conn, &id)?
-                .filter(|e| can_view(Viewer::of(Some(&caller)), e))
-                .ok_or(ApiError::NotFound)?;
-            if !can_edit(&caller, old.organizer_id) {
+            let old = attendance::lock_event(conn, &id)?.ok_or(ApiError::NotFound)?;
+            let viewer = store::viewer_for(conn, Viewer::of(Some(&caller)), &old)?;
+            if !can_view(viewer, &old) {
+                return Err(ApiError::NotFound);
+            }
+            // Co-organizers change the event as its organizer does (never who that is).
+            if !can_change(viewer, old.organizer_id) {
                 return Err(ApiError::PermissionDenied);
             }
-            let viewer = Viewer::of(Some(&caller));
             check_if_match(conn, if_match.as_ref(), &old, viewer)?;
             let mut new = fields::merge(Some(&old), validated?, partial)?;
             let changes = fields::important_changes(&old, &new);
@@ -459,7 +466,7 @@ async fn update(
     delete,
     path = "/api/events/{id}/",
     tag = "events",
-    summary = "Delete an event and its attendances (organizer or staff).",
+    summary = "Delete an event and its attendances (organizer or staff; not co-organizers).",
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "The event's UUID"),
@@ -488,10 +495,12 @@ pub(crate) async fn delete(
     db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
             // Locked, so that no change slips in between the If-Match check and the delete.
-            let viewer = Viewer::of(Some(&caller));
-            let event = attendance::lock_event(conn, &id)?
-                .filter(|e| can_view(viewer, e))
-                .ok_or(ApiError::NotFound)?;
+            let event = attendance::lock_event(conn, &id)?.ok_or(ApiError::NotFound)?;
+            let viewer = store::viewer_for(conn, Viewer::of(Some(&caller)), &event)?;
+            if !can_view(viewer, &event) {
+                return Err(ApiError::NotFound);
+            }
+            // Co-organizers see a draft (so 403, not 404) but may not delete it.
             if !can_edit(&caller, event.organizer_id) {
                 return Err(ApiError::PermissionDenied);
             }
@@ -539,7 +548,10 @@ pub(crate) async fn change_attendee_status(
             // An unknown event is a 404 before any problem with the body, as in DRF.
             let check = id.clone();
             let visible = db::run(&state.pool, move |conn| {
-                Ok(store::find(conn, &check)?.is_some_and(|(e, _)| can_view(viewer, &e)))
+                Ok(match store::find(conn, &check)? {
+                    Some((e, _)) => can_view(store::viewer_for(conn, viewer, &e)?, &e),
+                    None => false,
+                })
             })
             .await?;
             return Err(if visible { e } else { ApiError::NotFound });

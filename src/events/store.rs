@@ -4,10 +4,10 @@
 use diesel::prelude::*;
 
 use super::listing::{ListQuery, Sort, SortKey};
-use super::types::{AttendanceCounts, EventChanges, EventRow, NewEvent};
+use super::types::{AttendanceCounts, EventChanges, EventRow, NewEvent, Viewer};
 use crate::accounts::types::UserRef;
 use crate::db::DbConn;
-use crate::db::schema::{attendances, events, users};
+use crate::db::schema::{attendances, co_organizers, events, users};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -52,18 +52,55 @@ macro_rules! filtered {
         if let Some(t) = q.starts_before {
             query = query.filter(events::starts_at.le(t));
         }
-        // Drafts and unlisted events are listed only for their organizer and for staff.
+        // Drafts and unlisted events are listed only for their organizer, their
+        // co-organizers and staff.
         if !q.viewer.is_staff {
             let listed = events::status
                 .ne(super::types::DRAFT)
                 .and(events::visibility.eq(super::types::PUBLIC));
             query = match q.viewer.id {
-                Some(id) => query.filter(listed.or(events::organizer_id.eq(id))),
+                Some(id) => query.filter(
+                    listed
+                        .or(events::organizer_id.eq(id))
+                        .or(events::id.eq_any(co_organized_by(id))),
+                ),
                 None => query.filter(listed),
             };
         }
         query
     }};
+}
+
+/// The ids of the events `user_id` co-organizes, as a subquery.
+fn co_organized_by(
+    user_id: i64,
+) -> diesel::dsl::Select<
+    diesel::dsl::Filter<co_organizers::table, diesel::dsl::Eq<co_organizers::user_id, i64>>,
+    co_organizers::event_id,
+> {
+    co_organizers::table
+        .filter(co_organizers::user_id.eq(user_id))
+        .select(co_organizers::event_id)
+}
+
+/// The viewer as they stand to this one event: a co-organizer or not. One query, and only
+/// for a signed-in caller who is neither staff nor the organizer (for them it changes
+/// nothing).
+pub fn viewer_for(conn: &mut DbConn, viewer: Viewer, event: &EventRow) -> QueryResult<Viewer> {
+    let Some(id) = viewer.id else {
+        return Ok(viewer);
+    };
+    if viewer.is_staff || viewer.organizes(event.organizer_id) {
+        return Ok(viewer);
+    }
+    let co_organizer = diesel::select(diesel::dsl::exists(
+        co_organizers::table.find((&event.id, id)),
+    ))
+    .get_result(conn)?;
+    Ok(Viewer {
+        co_organizer,
+        ..viewer
+    })
 }
 
 /// An event with its organizer, if it still has one.
@@ -180,10 +217,15 @@ pub fn list(
             .fold((0, 0), |(n, h), (sn, sh)| (n + sn, h + sh));
         match q.viewer.id {
             _ if q.viewer.is_staff => all,
-            // The caller's own drafts and unlisted events are listed for them too.
+            // The caller's own and co-organized drafts and unlisted events are listed for
+            // them too.
             Some(id) => {
                 let own_hidden: i64 = events::table
-                    .filter(events::organizer_id.eq(id))
+                    .filter(
+                        events::organizer_id
+                            .eq(id)
+                            .or(events::id.eq_any(co_organized_by(id))),
+                    )
                     .filter(
                         events::status
                             .eq(super::types::DRAFT)

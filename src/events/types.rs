@@ -241,6 +241,9 @@ pub struct AttendanceOut {
 pub struct Viewer {
     pub id: Option<i64>,
     pub is_staff: bool,
+    /// A co-organizer of the one event at hand (`store::viewer_for` sets it); always
+    /// false in lists, which show many events.
+    pub co_organizer: bool,
 }
 
 impl Viewer {
@@ -248,14 +251,22 @@ impl Viewer {
         Self {
             id: user.map(|u| u.id),
             is_staff: user.is_some_and(|u| u.is_staff),
+            co_organizer: false,
         }
     }
 
-    /// An email is shown to its owner, to staff, and to the organizer of the event shown.
+    /// The organizer of an event whose organizer is `event_organizer`.
+    pub fn organizes(self, event_organizer: Option<i64>) -> bool {
+        self.id.is_some() && self.id == event_organizer
+    }
+
+    /// An email is shown to its owner, to staff, and to the organizer and co-organizers
+    /// of the event shown.
     pub fn sees_email_of(self, user_id: i64, event_organizer: Option<i64>) -> bool {
         self.is_staff
             || self.id == Some(user_id)
-            || (self.id.is_some() && self.id == event_organizer)
+            || self.organizes(event_organizer)
+            || self.co_organizer
     }
 }
 

@@ -8,6 +8,7 @@ mod surface;
 mod accounts;
 mod admin;
 mod calendar;
+mod co_organizers;
 mod errors;
 mod events;
 mod exports;

@@ -1,0 +1,1 @@
+DROP TABLE co_organizers;
