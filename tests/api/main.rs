@@ -17,3 +17,4 @@ mod plans;
 mod sessions;
 mod staff;
 mod tokens;
+mod webhooks;
