@@ -34,6 +34,8 @@ struct Script {
     fail_next: usize,
     /// Answer 410 to everything.
     gone: bool,
+    /// Answer 500 to every delivery of this type.
+    fail_type: Option<String>,
 }
 
 #[derive(Clone)]
@@ -57,6 +59,10 @@ impl Receiver {
 
     fn fail_next(&self, n: usize) {
         self.script.lock().unwrap().fail_next = n;
+    }
+
+    fn fail_type(&self, kind: Option<&str>) {
+        self.script.lock().unwrap().fail_type = kind.map(str::to_string);
     }
 
     fn gone(&self) {
@@ -84,22 +90,29 @@ fn receiver() -> Receiver {
             let shared = shared.clone();
             async move {
                 let mut script = shared.lock().unwrap();
+                let body = String::from_utf8_lossy(&body).into_owned();
+                let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let failing_type = script
+                    .fail_type
+                    .as_deref()
+                    .is_some_and(|t| json["type"] == t);
                 let answered = if script.gone {
                     410
+                } else if failing_type {
+                    500
                 } else if script.fail_next > 0 {
                     script.fail_next -= 1;
                     500
                 } else {
                     200
                 };
-                let body = String::from_utf8_lossy(&body).into_owned();
                 script.hits.push(Hit {
                     id: header(&req, "Rally-Webhook-Id"),
                     timestamp: header(&req, "Rally-Webhook-Timestamp"),
                     signature: header(&req, "Rally-Webhook-Signature"),
                     content_type: header(&req, "Content-Type"),
                     user_agent: header(&req, "User-Agent"),
-                    json: serde_json::from_str(&body).unwrap_or(Value::Null),
+                    json,
                     body,
                     answered,
                 });
@@ -623,7 +636,102 @@ async fn organizers_without_webhooks_cost_no_rows(mut app: TestApp) {
     eventually("sent after the restart", || hook.delivered().len() == 1).await;
 }
 
+/// A delivery that is not accepted within WEBHOOK_MAX_AGE fails, and then no longer holds
+/// back the changes queued behind it.
+async fn deliveries_give_up_after_max_age(mut app: TestApp) {
+    app.restart(|s| s.webhooks.max_age = Duration::from_millis(250))
+        .await;
+    let hook = receiver();
+    hook.fail_type(Some("event.created"));
+    let (_, ada) = app.user("ada").await;
+    let (webhook, _) = register(&app, &ada, &hook.url, &["event.created", "event.updated"]).await;
+    let event = app
+        .create_event(&ada, json!({"name": "v0", "date": "2026-12-01"}))
+        .await;
+    let id = event["id"].as_str().unwrap().to_string();
+    app.patch_event(&ada, &id, json!({"name": "v1"})).await;
+    eventually("the update after the failed create", || {
+        hook.delivered().len() == 1
+    })
+    .await;
+    let hits = hook.hits();
+    assert!(hits.len() >= 2, "{hits:?}");
+    // Every attempt at the create came before the update.
+    assert!(
+        hits[..hits.len() - 1]
+            .iter()
+            .all(|h| h.json["type"] == "event.created")
+    );
+    assert_eq!(hits.last().unwrap().json["data"]["name"], "v1");
+    let log = app
+        .get(&format!("/api/webhooks/{webhook}/deliveries/"), Some(&ada))
+        .await;
+    let created = &log.body[1];
+    assert_eq!(created["event_type"], "event.created");
+    assert!(created["failed_at"].is_string(), "{created}");
+    assert_eq!(created["delivered_at"], Value::Null);
+    assert_eq!(created["last_status"], json!(500));
+    assert!(created["attempts"].as_i64().unwrap() >= 1);
+}
+
+/// A larger capacity promotes from the waitlist (in the update's transaction); a change
+/// refused by If-Match writes no delivery.
+async fn promotions_by_update_and_refused_changes(app: TestApp) {
+    let hook = receiver();
+    let (_, ada) = app.user("ada").await;
+    let (_, bob) = app.user("bob").await;
+    let (carl_id, carl) = app.user("carl").await;
+    let event = app
+        .create_event(
+            &ada,
+            json!({"name": "Small", "date": "2026-12-01", "capacity": 1}),
+        )
+        .await;
+    let id = event["id"].as_str().unwrap().to_string();
+    app.answer(&bob, &id, "Going").await;
+    app.answer(&carl, &id, "Going").await;
+    register(
+        &app,
+        &ada,
+        &hook.url,
+        &["waitlist.promoted", "event.updated"],
+    )
+    .await;
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/events/{id}/")))
+        .bearer_auth(&ada)
+        .header("If-Match", "\"stale\"")
+        .json(&json!({"capacity": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(app.count("webhook_deliveries", "1 = 1"), 0);
+    assert_eq!(
+        app.patch_event(&ada, &id, json!({"capacity": 2}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    eventually("promotion and update", || hook.delivered().len() == 2).await;
+    let hits = hook.delivered();
+    let promoted = hits
+        .iter()
+        .find(|h| h.json["type"] == "waitlist.promoted")
+        .unwrap();
+    assert_eq!(promoted.json["data"]["user"]["id"], json!(carl_id));
+    let updated = hits
+        .iter()
+        .find(|h| h.json["type"] == "event.updated")
+        .unwrap();
+    assert_eq!(updated.json["data"]["capacity"], json!(2));
+    assert_eq!(updated.json["data"]["going_count"], json!(2));
+}
+
 on_both_backends!(
+    deliveries_give_up_after_max_age,
+    promotions_by_update_and_refused_changes,
     registration_is_validated,
     every_event_arrives_signed_and_in_order,
     failed_attempts_are_retried_and_logged,
