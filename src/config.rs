@@ -78,6 +78,86 @@ pub struct MailArgs {
     pub mail_worker: bool,
 }
 
+/// The webhook flags **(beyond)**.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Run the webhook sender in this process (turn off on API-only replicas).
+    #[arg(long, env = "WEBHOOK_WORKER", default_value = "true", action = clap::ArgAction::Set)]
+    pub webhook_worker: bool,
+    /// Accept plain `http://` endpoints on loopback hosts (local development and tests).
+    #[arg(long, env = "WEBHOOK_ALLOW_HTTP_LOOPBACK", default_value = "false", action = clap::ArgAction::Set)]
+    pub webhook_allow_http_loopback: bool,
+    /// How often the sender looks for due deliveries when nothing wakes it.
+    #[arg(long, env = "WEBHOOK_POLL_INTERVAL", default_value = "5s")]
+    pub webhook_poll_interval: String,
+    /// First retry delay; it doubles per attempt, with jitter.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE", default_value = "30s")]
+    pub webhook_retry_base: String,
+    /// Longest delay between two attempts.
+    #[arg(long, env = "WEBHOOK_RETRY_CAP", default_value = "1h")]
+    pub webhook_retry_cap: String,
+    /// A delivery not accepted this long after it was queued is marked failed.
+    #[arg(long, env = "WEBHOOK_MAX_AGE", default_value = "3d")]
+    pub webhook_max_age: String,
+    /// Give up on one delivery attempt after this long.
+    #[arg(long, env = "WEBHOOK_TIMEOUT", default_value = "10s")]
+    pub webhook_timeout: String,
+}
+
+/// The validated webhook settings.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub worker: bool,
+    pub allow_http_loopback: bool,
+    pub poll_interval: Duration,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    pub max_age: Duration,
+    pub timeout: Duration,
+    /// How long a claimed delivery stays reserved; longer than `timeout`.
+    pub claim_lease: Duration,
+    /// Deliveries claimed per round.
+    pub batch_size: i64,
+}
+
+impl Default for WebhookSettings {
+    /// The defaults of `rally serve`.
+    fn default() -> Self {
+        Self {
+            worker: true,
+            allow_http_loopback: false,
+            poll_interval: Duration::from_secs(5),
+            retry_base: Duration::from_secs(30),
+            retry_cap: Duration::from_secs(3600),
+            max_age: Duration::from_secs(3 * 86_400),
+            timeout: Duration::from_secs(10),
+            claim_lease: Duration::from_secs(120),
+            batch_size: 32,
+        }
+    }
+}
+
+impl WebhookArgs {
+    pub fn validate(&self) -> Result<WebhookSettings, SettingError> {
+        let timeout = parse_duration("WEBHOOK_TIMEOUT", &self.webhook_timeout)?;
+        if timeout > Duration::from_secs(60) {
+            return Err(SettingError::new("WEBHOOK_TIMEOUT", "must be at most 60s"));
+        }
+        Ok(WebhookSettings {
+            worker: self.webhook_worker,
+            allow_http_loopback: self.webhook_allow_http_loopback,
+            poll_interval: parse_duration("WEBHOOK_POLL_INTERVAL", &self.webhook_poll_interval)?,
+            retry_base: parse_duration("WEBHOOK_RETRY_BASE", &self.webhook_retry_base)?,
+            retry_cap: parse_duration("WEBHOOK_RETRY_CAP", &self.webhook_retry_cap)?,
+            max_age: parse_duration("WEBHOOK_MAX_AGE", &self.webhook_max_age)?,
+            timeout,
+            // The lease outlives the longest attempt, so a slow one is never sent twice.
+            claim_lease: timeout * 2 + Duration::from_secs(60),
+            batch_size: 32,
+        })
+    }
+}
+
 /// Everything `rally serve` reads; strings here are validated into `Settings`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -97,6 +177,8 @@ pub struct ServeArgs {
     pub refresh_token_ttl: String,
     #[command(flatten)]
     pub mail: MailArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
     /// Comma-separated origins allowed for browsers (none by default).
     #[arg(long, env = "CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
@@ -138,6 +220,7 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub mail: MailSettings,
+    pub webhooks: WebhookSettings,
     pub cors_origins: Vec<String>,
     pub workers: Option<usize>,
     pub log_format: LogFormat,
@@ -283,6 +366,7 @@ impl ServeArgs {
             access_token_ttl,
             refresh_token_ttl,
             mail,
+            webhooks: self.webhooks.validate()?,
             cors_origins,
             workers,
             log_format,

@@ -18,7 +18,8 @@ use crate::calendar::routes::CalendarToken;
 use crate::events::types::{AttendanceOut, EventDetail, EventOut};
 use crate::http::resource;
 use crate::mail::routes::{FailedMail, OutboxStatus, Requeued};
-use crate::{accounts, calendar, events, health, mail};
+use crate::webhooks::routes::{DeliveryOut, WebhookOut};
+use crate::{accounts, calendar, events, health, mail, webhooks};
 
 /// An attendance answer, as the Django app spells it.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -323,6 +324,63 @@ pub enum UserNotFound {
     Missing(ErrorDetail),
 }
 
+/// No such webhook of the caller's (someone else's reads as missing), or a malformed id.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum WebhookNotFound {
+    #[response(
+        status = 404,
+        description = "No such webhook of the caller's, no such delivery, or a malformed id"
+    )]
+    Missing(ErrorDetail),
+}
+
+/// What a webhook can be told about **(beyond)**.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum WebhookEventType {
+    #[serde(rename = "event.created")]
+    EventCreated,
+    #[serde(rename = "event.updated")]
+    EventUpdated,
+    #[serde(rename = "event.cancelled")]
+    EventCancelled,
+    #[serde(rename = "event.deleted")]
+    EventDeleted,
+    #[serde(rename = "attendance.changed")]
+    AttendanceChanged,
+    #[serde(rename = "waitlist.promoted")]
+    WaitlistPromoted,
+}
+
+/// `POST /api/webhooks/`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct WebhookCreate {
+    /// `https://` (at most 2000 characters, no credentials, not a private or link-local
+    /// address); `http://` only to loopback where the server allows it.
+    #[schema(
+        format = "uri",
+        max_length = 2000,
+        example = "https://hooks.example.com/rally"
+    )]
+    url: String,
+    /// The types to receive, at least one.
+    #[schema(min_items = 1)]
+    events: Vec<WebhookEventType>,
+}
+
+/// `PATCH /api/webhooks/{id}/`: any of the fields.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct WebhookPatch {
+    #[schema(format = "uri", max_length = 2000)]
+    url: Option<String>,
+    #[schema(min_items = 1)]
+    events: Option<Vec<WebhookEventType>>,
+    /// `false` pauses deliveries; `true` resumes them and clears `disabled_reason`.
+    active: Option<bool>,
+}
+
 /// No such event, or an id that is not a UUID.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
@@ -443,6 +501,13 @@ impl Modify for BearerAuth {
         events::co_organizers::list,
         events::co_organizers::add,
         events::co_organizers::remove,
+        webhooks::routes::create,
+        webhooks::routes::list,
+        webhooks::routes::detail,
+        webhooks::routes::update,
+        webhooks::routes::remove,
+        webhooks::routes::deliveries,
+        webhooks::routes::redeliver,
         calendar::routes::event_ics,
         calendar::routes::create_token,
         calendar::routes::private_feed,
@@ -459,7 +524,8 @@ impl Modify for BearerAuth {
         CoOrganizerRequest,
         ErrorDetail, TokenError, FieldErrors, BadRequest, Empty, Health, UserAdmin,
         UserFlagsPatch, OutboxStatus, FailedMail, Requeued, CalendarToken, PasswordChange,
-        SessionOut, Ended,
+        SessionOut, Ended, WebhookOut, DeliveryOut, WebhookCreate, WebhookPatch,
+        WebhookEventType,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -468,6 +534,7 @@ impl Modify for BearerAuth {
         (name = "sessions", description = "Sessions (refresh token families): list, end one, end all"),
         (name = "events", description = "Events and attendance"),
         (name = "calendars", description = "iCalendar (RFC 5545): one event, the caller's private feed and its token, an organizer's public feed"),
+        (name = "webhooks", description = "Signed HTTPS callbacks for the caller's events, their delivery log, redelivery"),
         (name = "staff", description = "User administration and the mail outbox, for staff only"),
         (name = "operations", description = "Probes and this document"),
     )

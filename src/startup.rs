@@ -18,7 +18,10 @@ use crate::accounts::tokens::TokenService;
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::mail::worker::MailWorker;
-use crate::{accounts, admin, calendar, events, health, http, idempotency, mail, openapi};
+use crate::webhooks::worker::WebhookWorker;
+use crate::{
+    accounts, admin, calendar, events, health, http, idempotency, mail, openapi, webhooks,
+};
 
 /// What every handler can reach, shared across workers.
 pub struct AppState {
@@ -27,6 +30,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Wakes this process's mail worker when a request has written to the outbox.
     pub mail_wake: Arc<Notify>,
+    /// Wakes this process's webhook worker when a request has queued deliveries.
+    pub webhook_wake: Arc<Notify>,
     pub login_throttle: LoginThrottle,
     /// Password hashes computed at once (see `limit_password_hashing`).
     pub hashing_slots: Arc<Semaphore>,
@@ -96,6 +101,7 @@ pub struct Application {
     port: u16,
     server: Server,
     mail_worker: Option<MailWorker>,
+    webhook_worker: Option<WebhookWorker>,
     pub pool: Pool,
 }
 
@@ -156,10 +162,21 @@ impl Application {
         } else {
             None
         };
+        let webhook_wake = Arc::new(Notify::new());
+        let webhook_worker = if settings.webhooks.worker {
+            Some(WebhookWorker::new(
+                pool.clone(),
+                settings.webhooks.clone(),
+                webhook_wake.clone(),
+            )?)
+        } else {
+            None
+        };
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             tokens,
             mail_wake,
+            webhook_wake,
             hashing_slots: Arc::new(Semaphore::new(hashing_slots)),
             login_throttle: LoginThrottle::new(
                 settings.login_failures_per_username,
@@ -184,6 +201,7 @@ impl Application {
                 .configure(events::routes::routes)
                 .configure(calendar::routes::routes)
                 .configure(mail::routes::routes)
+                .configure(webhooks::routes::routes)
                 .configure(admin::routes)
                 .configure(openapi::routes)
                 .default_service(web::to(http::not_found))
@@ -202,6 +220,7 @@ impl Application {
             port,
             server,
             mail_worker,
+            webhook_worker,
             pool,
         })
     }
@@ -216,15 +235,21 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (or `handle().stop`), lets in-flight requests finish,
-    /// then lets the mail worker finish the sends it has started.
+    /// then lets the mail and webhook workers finish the sends they have started.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop_worker, stopped) = watch::channel(false);
         let worker = self
             .mail_worker
+            .map(|w| actix_web::rt::spawn(w.run(stopped.clone())));
+        let webhook_worker = self
+            .webhook_worker
             .map(|w| actix_web::rt::spawn(w.run(stopped)));
         let result = self.server.await;
         let _ = stop_worker.send(true);
         if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        if let Some(worker) = webhook_worker {
             let _ = worker.await;
         }
         result

@@ -305,6 +305,7 @@ pub(crate) async fn delete_me(
     .await?;
     if promoted > 0 {
         state.mail_wake.notify_one();
+        state.webhook_wake.notify_one();
     }
     tracing::info!(user_id = id, "user deleted their account");
     Ok(HttpResponse::NoContent().finish())

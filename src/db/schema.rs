@@ -126,6 +126,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        user_id -> BigInt,
+        url -> Text,
+        secret -> Text,
+        events -> Text,
+        active -> Bool,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        webhook_id -> Text,
+        event_type -> Text,
+        event_id -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        delivered_at -> Nullable<Timestamp>,
+        failed_at -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(events -> users (organizer_id));
 diesel::joinable!(co_organizers -> events (event_id));
 diesel::joinable!(co_organizers -> users (user_id));
@@ -134,6 +165,8 @@ diesel::joinable!(attendances -> users (user_id));
 diesel::joinable!(reminders -> events (event_id));
 diesel::joinable!(calendar_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(webhooks -> users (user_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -145,5 +178,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     outbox,
     idempotency_keys,
-    co_organizers
+    co_organizers,
+    webhooks,
+    webhook_deliveries
 );

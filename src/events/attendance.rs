@@ -84,6 +84,8 @@ pub fn answer(
         (wanted, _) => (wanted, None),
     };
     upsert(conn, event_id, user_id, status, seq)?;
+    let old_status = previous.as_ref().map(|(s, _)| s.as_str());
+    crate::webhooks::attendance_changed(conn, &event, user_id, old_status, status)?;
     let left_a_seat = previous.as_ref().is_some_and(|(s, _)| s == GOING) && status != GOING;
     let promoted = left_a_seat && promote(conn, &event)? > 0;
     let position = match seq {
@@ -200,6 +202,7 @@ pub fn promote(conn: &mut DbConn, event: &EventRow) -> QueryResult<usize> {
         .map(|(_, email)| message::waitlist_promoted(email, event))
         .collect();
     outbox::enqueue_many(conn, &mails)?;
+    crate::webhooks::waitlist_promoted(conn, event, &ids)?;
     Ok(next.len())
 }
 

@@ -26,6 +26,7 @@ use crate::mail::{message, outbox};
 use crate::reminders::schedule::reschedule;
 use crate::startup::AppState;
 use crate::validation::Input;
+use crate::webhooks;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -171,28 +172,29 @@ pub(crate) async fn create(
     let stored = row.clone();
     // The organizer's mail is written in the same transaction as the event: both or neither.
     let mail = message::event_created(&organizer.email, &row.name, row.date, &row.id);
-    db::run(&state.pool, move |conn| {
-        db::write_tx(conn, |conn| {
-            store::insert(conn, &NewEvent::of(&stored, Utc::now().naive_utc()))?;
-            reschedule(conn, &stored)?;
-            outbox::enqueue(conn, &mail)?;
-            Ok::<_, ApiError>(())
-        })
-    })
-    .await?;
-    state.mail_wake.notify_one();
-    tracing::info!(event_id = %row.id, organizer_id = organizer.id, "event created");
     let viewer = Viewer::of(Some(&organizer));
     let organizer_ref = UserRef {
         id: organizer.id,
         username: organizer.username.clone(),
         email: organizer.email.clone(),
     };
-    Ok(HttpResponse::Created().json(row.show(
-        Some(organizer_ref),
-        viewer,
-        AttendanceCounts::default(),
-    )))
+    let shown = row.show(Some(organizer_ref), viewer, AttendanceCounts::default());
+    let hooked = shown.clone();
+    let organizer_id = organizer.id;
+    db::run(&state.pool, move |conn| {
+        db::write_tx(conn, |conn| {
+            store::insert(conn, &NewEvent::of(&stored, Utc::now().naive_utc()))?;
+            reschedule(conn, &stored)?;
+            outbox::enqueue(conn, &mail)?;
+            webhooks::event_created(conn, &hooked, organizer_id)?;
+            Ok::<_, ApiError>(())
+        })
+    })
+    .await?;
+    state.mail_wake.notify_one();
+    state.webhook_wake.notify_one();
+    tracing::info!(event_id = %shown.id, organizer_id, "event created");
+    Ok(HttpResponse::Created().json(shown))
 }
 
 #[utoipa::path(
@@ -448,13 +450,16 @@ async fn update(
             // event part, and the ETag is the detail's, so the next change can chain on.
             let (event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
             let attendances = store::attendances_of(conn, &id)?;
-            Ok((render_detail(event, organizer, attendances, viewer), mailed))
+            let detail = render_detail(event, organizer, attendances, viewer);
+            webhooks::event_updated(conn, &old, &new, &detail.event)?;
+            Ok((detail, mailed))
         })
     })
     .await?;
     if mailed {
         state.mail_wake.notify_one();
     }
+    state.webhook_wake.notify_one();
     tracing::info!(event_id = %detail.event.id, user_id = user.id, "event updated");
     let etag = tagged(&detail)?.1;
     Ok(HttpResponse::Ok()
@@ -505,11 +510,13 @@ pub(crate) async fn delete(
                 return Err(ApiError::PermissionDenied);
             }
             check_if_match(conn, if_match.as_ref(), &event, viewer)?;
+            webhooks::event_deleted(conn, &event)?;
             store::delete(conn, &id)?;
             Ok(())
         })
     })
     .await?;
+    state.webhook_wake.notify_one();
     tracing::info!(event_id = %deleted_id, user_id = user.id, "event deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -567,6 +574,7 @@ pub(crate) async fn change_attendee_status(
     if stored.promoted {
         state.mail_wake.notify_one();
     }
+    state.webhook_wake.notify_one();
     let mut body = json!({
         "user": {"id": user.id, "username": user.username, "email": user.email},
         "status": stored.status,

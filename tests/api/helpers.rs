@@ -8,7 +8,7 @@ use actix_web::dev::ServerHandle;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use rally::accounts::throttle::Limit;
-use rally::config::{DatabaseSettings, LogFormat, MailSettings, Settings};
+use rally::config::{DatabaseSettings, LogFormat, MailSettings, Settings, WebhookSettings};
 use rally::db::{self, DbConn, DbUrl, Pool};
 use rally::startup::Application;
 use reqwest::{Method, StatusCode};
@@ -129,6 +129,18 @@ pub fn test_mail_settings(smtp_url: &str) -> MailSettings {
     mail
 }
 
+/// Webhook settings that retry and poll fast, with loopback `http://` receivers allowed.
+pub fn test_webhook_settings() -> WebhookSettings {
+    WebhookSettings {
+        allow_http_loopback: true,
+        poll_interval: Duration::from_millis(100),
+        retry_base: Duration::from_millis(100),
+        retry_cap: Duration::from_millis(400),
+        timeout: Duration::from_secs(5),
+        ..WebhookSettings::default()
+    }
+}
+
 /// Test settings: a closed SMTP port unless a test sets its own.
 pub fn test_settings(url: DbUrl) -> Settings {
     Settings {
@@ -142,6 +154,7 @@ pub fn test_settings(url: DbUrl) -> Settings {
         access_token_ttl: Duration::from_secs(300),
         refresh_token_ttl: Duration::from_secs(86_400),
         mail: test_mail_settings("smtp://127.0.0.1:9"),
+        webhooks: test_webhook_settings(),
         cors_origins: vec![],
         workers: Some(1),
         log_format: LogFormat::Text,

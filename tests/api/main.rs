@@ -18,3 +18,4 @@ mod plans;
 mod sessions;
 mod staff;
 mod tokens;
+mod webhooks;
