@@ -118,6 +118,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_tombstones (event_id) {
+        event_id -> Text,
+        deleted_at -> Timestamp,
+        organizer_id -> Nullable<BigInt>,
+        listed -> Bool,
+    }
+}
+
 diesel::joinable!(events -> users (organizer_id));
 diesel::joinable!(attendances -> events (event_id));
 diesel::joinable!(attendances -> users (user_id));
@@ -134,5 +143,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     token_blacklist,
     sessions,
     outbox,
-    idempotency_keys
+    idempotency_keys,
+    event_tombstones
 );

@@ -16,4 +16,5 @@ mod mail;
 mod plans;
 mod sessions;
 mod staff;
+mod sync;
 mod tokens;
