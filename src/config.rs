@@ -201,6 +201,10 @@ pub struct ServeArgs {
     /// Add an `X-Query-Count` header to every response (for diagnosis, not production).
     #[arg(long, env = "RALLY_EXPOSE_QUERY_COUNT", default_value_t = false)]
     pub expose_query_count: bool,
+    /// How long deleted events are remembered for incremental sync (`updated_since`);
+    /// an older `updated_since` is refused (the client must sync in full).
+    #[arg(long, env = "TOMBSTONE_RETENTION", default_value = "30d")]
+    pub tombstone_retention: String,
 }
 
 /// How log lines are written.
@@ -229,6 +233,8 @@ pub struct Settings {
     pub login_failures_per_username: Limit,
     pub login_failures_per_address: Limit,
     pub trusted_proxies: Vec<IpAddr>,
+    /// Deleted events' tombstones are kept this long (SPEC §15).
+    pub tombstone_retention: Duration,
 }
 
 /// The validated mail settings.
@@ -380,6 +386,7 @@ impl ServeArgs {
                 &self.login_failures_per_address,
             )?,
             trusted_proxies: parse_proxies(&self.trusted_proxies)?,
+            tombstone_retention: parse_duration("TOMBSTONE_RETENTION", &self.tombstone_retention)?,
         })
     }
 }

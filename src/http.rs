@@ -264,6 +264,7 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
             header::RETRY_AFTER,
             header::ETAG,
             header::HeaderName::from_static(crate::idempotency::REPLAYED),
+            header::HeaderName::from_static(crate::events::sync::CURSOR_HEADER),
         ])
         .max_age(3600)
         .block_on_origin_mismatch(false);

@@ -157,6 +157,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_tombstones (event_id) {
+        event_id -> Text,
+        deleted_at -> Timestamp,
+        organizer_id -> Nullable<BigInt>,
+        listed -> Bool,
+    }
+}
+
 diesel::joinable!(events -> users (organizer_id));
 diesel::joinable!(co_organizers -> events (event_id));
 diesel::joinable!(co_organizers -> users (user_id));
@@ -180,5 +189,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     co_organizers,
     webhooks,
-    webhook_deliveries
+    webhook_deliveries,
+    event_tombstones
 );

@@ -99,6 +99,8 @@ pub fn answer(
         ),
         _ => None,
     };
+    // The event's counts changed: a sync must return it again.
+    super::sync::touch(conn, &[event_id])?;
     Ok(Stored {
         status,
         position,

@@ -13,6 +13,18 @@ pub const MAX_LIMIT: i64 = 1000;
 const MAX_SEARCH_CHARS: usize = 200;
 const MAX_SEARCH_TERMS: usize = 10;
 
+/// The list parameters a sync (`updated_since`) refuses.
+const SYNC_EXCLUSIVE: [&str; 8] = [
+    "search",
+    "organizer",
+    "date_after",
+    "date_before",
+    "starts_after",
+    "starts_before",
+    "ordering",
+    "offset",
+];
+
 /// A sort key a client may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
@@ -67,6 +79,8 @@ pub struct ListQuery {
     pub ordering: Vec<Sort>,
     pub limit: i64,
     pub offset: i64,
+    /// Incremental sync (§15): changes at or after this instant, UTC, instead of a page.
+    pub updated_since: Option<NaiveDateTime>,
 }
 
 /// DRF's `search_smart_split`: terms split on whitespace and commas; a double-quoted
@@ -174,6 +188,7 @@ impl ListQuery {
             ordering: Vec::new(),
             limit: DEFAULT_LIMIT,
             offset: 0,
+            updated_since: None,
         };
         query.search = search_terms(get("search"), &mut errors);
         if let Some(raw) = get("organizer").filter(|r| !r.is_empty()) {
@@ -229,6 +244,24 @@ impl ListQuery {
             }
         }
         (query.limit, query.offset) = paging(get("limit"), get("offset"), &mut errors);
+        if let Some(raw) = get("updated_since").filter(|r| !r.is_empty()) {
+            match parse_datetime(raw.trim()) {
+                Some(t) => query.updated_since = Some(t.naive_utc()),
+                None => error(&mut errors, "updated_since", DATETIME_FORMAT.into()),
+            }
+            // A sync pages by change time and must see every change: an ordering or an
+            // offset would break its paging, and a filter would hide an event that
+            // stops matching it instead of reporting it gone.
+            for param in SYNC_EXCLUSIVE {
+                if get(param).is_some_and(|r| !r.is_empty()) {
+                    error(
+                        &mut errors,
+                        param,
+                        "Cannot be combined with updated_since.".into(),
+                    );
+                }
+            }
+        }
         if errors.is_empty() {
             Ok(query)
         } else {
@@ -321,6 +354,28 @@ mod tests {
             ]
         );
         assert!(ListQuery::parse(&pairs("ordering=organizer_id")).is_err());
+    }
+
+    #[test]
+    fn updated_since_is_checked_and_exclusive() {
+        let q = ListQuery::parse(&pairs("updated_since=2026-11-22T10:00:00.5%2B01:00")).unwrap();
+        assert_eq!(
+            q.updated_since.map(|t| t.to_string()),
+            Some("2026-11-22 09:00:00.500".into())
+        );
+        let Err(ApiError::Validation(errors)) = ListQuery::parse(&pairs("updated_since=yesterday"))
+        else {
+            panic!("expected errors")
+        };
+        assert!(errors.contains_key("updated_since"));
+        let Err(ApiError::Validation(errors)) = ListQuery::parse(&pairs(
+            "updated_since=2026-11-22T10:00:00Z&ordering=name&offset=5&search=x",
+        )) else {
+            panic!("expected errors")
+        };
+        for name in ["ordering", "offset", "search"] {
+            assert!(errors.contains_key(name), "{name} missing from {errors:?}");
+        }
     }
 
     #[test]

@@ -9,4 +9,5 @@ pub mod listing;
 pub mod permissions;
 pub mod routes;
 pub mod store;
+pub mod sync;
 pub mod types;

@@ -13,6 +13,7 @@ use super::fields;
 use super::listing::{self, ListQuery};
 use super::permissions::{can_change, can_edit, can_view};
 use super::store;
+use super::sync;
 use super::types::{
     AttendanceCounts, AttendanceOut, EventChanges, EventDetail, EventRow, NewEvent, STATUSES,
     Viewer,
@@ -84,10 +85,11 @@ pub fn base_url(req: &HttpRequest) -> String {
         ("ordering" = Option<String>, Query, pattern = r"^-?(date|starts_at|name|organizer|going_count|maybe_count|not_going_count|waitlist_count)(,-?(date|starts_at|name|organizer|going_count|maybe_count|not_going_count|waitlist_count))*$", description = "Comma-separated: date, starts_at, name, organizer (username), going_count, maybe_count, not_going_count, waitlist_count, each optionally with a leading - for descending (default: date, then id). Events without starts_at or organizer sort last either way."),
         ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 100, capped at 1000"),
         ("offset" = Option<i64>, Query, minimum = 0, description = "Rows to skip"),
+        ("updated_since" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Incremental sync (beyond, SPEC §15): instead of a page, the events changed (row or attendances) at or after this instant and the deleted ones as tombstones `{id, deleted: true, deleted_at}`, oldest change first, at most `limit` (more when several share the last change time); pass `X-Sync-Cursor` next time. Combines only with `limit`; older than TOMBSTONE_RETENTION is 400 (list in full)."),
         ("If-None-Match" = Option<String>, Header, description = "ETags the client holds (or `*`); when one is current the answer is 304 with no body (weak comparison)"),
     ),
     responses(
-        (status = 200, description = "A page of events; the paging is in the headers", body = Vec<crate::events::types::EventOut>, headers(("X-Total-Count" = i64, description = "Events matching, over all pages"), ("Link" = String, description = "RFC 8288 links: next, prev"), ("ETag" = String, description = "Strong validator of this page: its body and paging headers"))),
+        (status = 200, description = "A page of events; the paging is in the headers. With `updated_since`: the changes, events with `updated_at` and tombstones, and `X-Sync-Cursor` instead of the paging headers and ETag", body = Vec<crate::events::sync::SyncItem>, headers(("X-Total-Count" = i64, description = "Events matching, over all pages"), ("Link" = String, description = "RFC 8288 links: next, prev"), ("ETag" = String, description = "Strong validator of this page: its body and paging headers"), ("X-Sync-Cursor" = String, description = "With updated_since: the updated_since of the next sync, RFC 3339 UTC with microseconds"))),
         crate::openapi::NotModified,
         (status = 400, description = "A malformed parameter, named", body = crate::openapi::FieldErrors),
         crate::openapi::Unauthorized,
@@ -103,6 +105,9 @@ pub(crate) async fn list(
     let mut query = ListQuery::parse(&pairs)?;
     let viewer = Viewer::of(viewer.0.as_ref());
     query.viewer = viewer;
+    if let Some(since) = query.updated_since {
+        return sync_list(&state, query, since).await;
+    }
     let q = query.clone();
     let (rows, total_n, mut counts) =
         db::run(&state.pool, move |conn| Ok(store::list(conn, &q)?)).await?;
@@ -134,6 +139,35 @@ pub(crate) async fn list(
         body,
         etag,
     ))
+}
+
+/// `GET /api/events/?updated_since=`: the changes since then, in change order, and the
+/// cursor for the next call (SPEC.md §15).
+async fn sync_list(
+    state: &AppState,
+    query: ListQuery,
+    since: chrono::NaiveDateTime,
+) -> Result<HttpResponse, ApiError> {
+    let cutoff = sync::retention_cutoff(state.settings.tombstone_retention);
+    if since < cutoff {
+        // Deletions before the cutoff may have been forgotten: only a full list is sure.
+        return Err(ApiError::field(
+            "updated_since",
+            format!(
+                "Too old: deletions are kept since {}; list in full and sync from a new cursor.",
+                sync::format_time(cutoff)
+            ),
+        ));
+    }
+    let viewer = query.viewer;
+    let page = db::run(&state.pool, move |conn| {
+        Ok(sync::read(conn, &query, since)?)
+    })
+    .await?;
+    let cursor = sync::format_time(page.cursor);
+    Ok(HttpResponse::Ok()
+        .insert_header((sync::CURSOR_HEADER, cursor))
+        .json(page.items(viewer)))
 }
 
 /// The body's event fields, each checked; the rules across fields come in `fields::merge`.
@@ -183,7 +217,9 @@ pub(crate) async fn create(
     let organizer_id = organizer.id;
     db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
-            store::insert(conn, &NewEvent::of(&stored, Utc::now().naive_utc()))?;
+            store::insert(conn, &NewEvent::of(&stored, sync::now_micros()))?;
+            // Stamped again with the clock the sync cursor is taken on (PostgreSQL's).
+            sync::touch(conn, &[&stored.id])?;
             reschedule(conn, &stored)?;
             outbox::enqueue(conn, &mail)?;
             webhooks::event_created(conn, &hooked, organizer_id)?;
@@ -446,6 +482,7 @@ async fn update(
             if old.capacity != new.capacity || old.status != new.status {
                 mailed |= attendance::promote(conn, &new)? > 0;
             }
+            sync::touch(conn, &[&id])?;
             // The event as stored, as the caller would now GET it: the response is its
             // event part, and the ETag is the detail's, so the next change can chain on.
             let (event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
@@ -497,6 +534,7 @@ pub(crate) async fn delete(
     let user = user.0;
     let caller = user.clone();
     let deleted_id = id.clone();
+    let retention = state.settings.tombstone_retention;
     db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
             // Locked, so that no change slips in between the If-Match check and the delete.
@@ -511,6 +549,7 @@ pub(crate) async fn delete(
             }
             check_if_match(conn, if_match.as_ref(), &event, viewer)?;
             webhooks::event_deleted(conn, &event)?;
+            sync::bury(conn, &event, retention)?;
             store::delete(conn, &id)?;
             Ok(())
         })

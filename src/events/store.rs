@@ -270,6 +270,62 @@ pub fn list(
     Ok((rows, total, counts))
 }
 
+/// Events `q.viewer` may list with a change time in `since..=until`, oldest change
+/// first (then id), with their change times and organizers (incremental sync, §15).
+pub fn changed_since(
+    conn: &mut DbConn,
+    q: &ListQuery,
+    since: chrono::NaiveDateTime,
+    until: Option<chrono::NaiveDateTime>,
+    limit: Option<i64>,
+) -> QueryResult<Vec<(EventRow, chrono::NaiveDateTime, Option<UserRef>)>> {
+    let mut query = filtered!(events::table.left_join(users::table).into_boxed(), q)
+        .filter(events::updated_at.ge(since));
+    if let Some(until) = until {
+        query = query.filter(events::updated_at.le(until));
+    }
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
+    query
+        .order((events::updated_at.asc(), events::id.asc()))
+        .select((
+            EventRow::as_select(),
+            events::updated_at,
+            Option::<UserRef>::as_select(),
+        ))
+        .load(conn)
+}
+
+/// Tombstones of events `viewer` could have listed (the list's rule, as the event was
+/// when deleted) with a deletion time in `since..=until`, oldest first (then id).
+pub fn deleted_since(
+    conn: &mut DbConn,
+    viewer: super::types::Viewer,
+    since: chrono::NaiveDateTime,
+    until: Option<chrono::NaiveDateTime>,
+    limit: Option<i64>,
+) -> QueryResult<Vec<(String, chrono::NaiveDateTime)>> {
+    use crate::db::schema::event_tombstones as t;
+    let mut query = t::table.filter(t::deleted_at.ge(since)).into_boxed();
+    if let Some(until) = until {
+        query = query.filter(t::deleted_at.le(until));
+    }
+    if !viewer.is_staff {
+        query = match viewer.id {
+            Some(id) => query.filter(t::listed.eq(true).or(t::organizer_id.eq(id))),
+            None => query.filter(t::listed.eq(true)),
+        };
+    }
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
+    query
+        .order((t::deleted_at.asc(), t::event_id.asc()))
+        .select((t::event_id, t::deleted_at))
+        .load(conn)
+}
+
 /// Attendance counts by event id; an event with no attendances is absent.
 pub type CountsById = std::collections::HashMap<String, AttendanceCounts>;
 

@@ -162,6 +162,7 @@ pub fn test_settings(url: DbUrl) -> Settings {
         login_failures_per_username: Limit::parse("10/15m").expect("limit"),
         login_failures_per_address: Limit::parse("50/15m").expect("limit"),
         trusted_proxies: vec![],
+        tombstone_retention: Duration::from_secs(30 * 86_400),
     }
 }
 

@@ -17,5 +17,6 @@ mod mail;
 mod plans;
 mod sessions;
 mod staff;
+mod sync;
 mod tokens;
 mod webhooks;
