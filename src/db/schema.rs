@@ -11,6 +11,7 @@ diesel::table! {
         is_active -> Bool,
         date_joined -> Timestamp,
         tokens_valid_after -> Nullable<Timestamp>,
+        is_verified -> Bool,
     }
 }
 
@@ -86,6 +87,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    account_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        purpose -> Text,
+        token_sha256 -> Text,
+        email -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> BigInt,
         recipient -> Text,
@@ -124,6 +138,7 @@ diesel::joinable!(attendances -> users (user_id));
 diesel::joinable!(reminders -> events (event_id));
 diesel::joinable!(calendar_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(account_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -133,6 +148,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     calendar_tokens,
     token_blacklist,
     sessions,
+    account_tokens,
     outbox,
     idempotency_keys
 );

@@ -14,6 +14,7 @@ mod exports;
 mod idempotency;
 mod mail;
 mod plans;
+mod recovery;
 mod sessions;
 mod staff;
 mod tokens;
