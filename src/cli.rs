@@ -251,7 +251,7 @@ fn createsuperuser(args: CreateSuperuserArgs) -> ExitCode {
                 "A user with that username already exists.",
             ));
         }
-        accounts::create_account(&pool, account, true).await
+        accounts::create_account(&pool, account, true, None).await
     });
     match result {
         Ok(user) => {

@@ -198,6 +198,13 @@ pub struct ServeArgs {
     /// (none by default: the client address is the TCP peer).
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    /// The site's address (`https://rally.example.com`), for the links in password reset
+    /// and verification mails; unset, they point at the origin the request came to.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How long a password reset link works (`1h`, `30m`).
+    #[arg(long, env = "PASSWORD_RESET_TTL", default_value = "1h")]
+    pub password_reset_ttl: String,
     /// Add an `X-Query-Count` header to every response (for diagnosis, not production).
     #[arg(long, env = "RALLY_EXPOSE_QUERY_COUNT", default_value_t = false)]
     pub expose_query_count: bool,
@@ -235,6 +242,9 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpAddr>,
     /// Deleted events' tombstones are kept this long (SPEC §15).
     pub tombstone_retention: Duration,
+    /// `scheme://host[:port][/prefix]`, no trailing slash.
+    pub public_url: Option<String>,
+    pub password_reset_ttl: Duration,
 }
 
 /// The validated mail settings.
@@ -387,8 +397,36 @@ impl ServeArgs {
             )?,
             trusted_proxies: parse_proxies(&self.trusted_proxies)?,
             tombstone_retention: parse_duration("TOMBSTONE_RETENTION", &self.tombstone_retention)?,
+            public_url: parse_public_url(self.public_url.as_deref())?,
+            password_reset_ttl: parse_duration("PASSWORD_RESET_TTL", &self.password_reset_ttl)?,
         })
     }
+}
+
+/// An absolute `http(s)` URL without query or fragment; the trailing `/` is dropped so
+/// paths can be appended.
+fn parse_public_url(raw: Option<&str>) -> Result<Option<String>, SettingError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        SettingError::new(
+            "PUBLIC_URL",
+            format!("expected an http(s) URL like https://rally.example.com, got {raw:?}"),
+        )
+    };
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    if rest.is_empty()
+        || rest.starts_with('/')
+        || rest.contains(['?', '#', ' '])
+        || rest.chars().any(char::is_control)
+    {
+        return Err(bad());
+    }
+    Ok(Some(raw.trim_end_matches('/').to_string()))
 }
 
 impl MailArgs {
@@ -516,6 +554,29 @@ mod tests {
         assert_eq!(parse_duration("X", "90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("X", "0s").is_err());
         assert!(parse_duration("X", "soon").is_err());
+    }
+
+    #[test]
+    fn public_url_is_an_http_base_without_trailing_slash() {
+        assert_eq!(parse_public_url(None).unwrap(), None);
+        assert_eq!(parse_public_url(Some(" ")).unwrap(), None);
+        assert_eq!(
+            parse_public_url(Some("https://rally.example.com/")).unwrap(),
+            Some("https://rally.example.com".into())
+        );
+        assert_eq!(
+            parse_public_url(Some("http://host:8080/app")).unwrap(),
+            Some("http://host:8080/app".into())
+        );
+        for bad in [
+            "rally.example.com",
+            "ftp://x",
+            "https://",
+            "https://x/?a=1",
+            "https://x#f",
+        ] {
+            assert!(parse_public_url(Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

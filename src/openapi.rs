@@ -11,6 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::accounts::recovery::Detail;
 use crate::accounts::sessions::{Ended, SessionOut};
 use crate::accounts::tokens::TokenPair;
 use crate::accounts::types::{Me, UserAdmin, UserOut};
@@ -126,6 +127,35 @@ pub struct PasswordChange {
     /// Validated as at registration.
     #[schema(min_length = 8, format = Password)]
     new_password: String,
+}
+
+/// `POST /api/users/password_reset/` **(beyond, §13)**.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PasswordResetRequest {
+    #[schema(format = "email", max_length = 254, example = "ada@example.com")]
+    email: String,
+}
+
+/// `POST /api/users/password_reset/confirm/` **(beyond, §13)**.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PasswordResetConfirm {
+    /// The token from the reset mail.
+    #[schema(min_length = 1)]
+    token: String,
+    /// Validated as at registration.
+    #[schema(min_length = 8, format = Password)]
+    password: String,
+}
+
+/// `POST /api/users/verify_email/confirm/` **(beyond, §13)**.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VerifyEmailConfirm {
+    /// The token from the verification mail.
+    #[schema(min_length = 1)]
+    token: String,
 }
 
 /// `POST /api/events/` and `PUT /api/events/{id}/`. `name` is required; `date` is
@@ -485,6 +515,10 @@ impl Modify for BearerAuth {
         accounts::routes::list_users,
         accounts::routes::update_user,
         accounts::sessions::change_password,
+        accounts::recovery::request_reset,
+        accounts::recovery::confirm_reset,
+        accounts::recovery::resend_verification,
+        accounts::recovery::confirm_verification,
         accounts::sessions::list,
         accounts::sessions::end,
         accounts::sessions::logout_all,
@@ -525,11 +559,12 @@ impl Modify for BearerAuth {
         ErrorDetail, TokenError, FieldErrors, BadRequest, Empty, Health, UserAdmin,
         UserFlagsPatch, OutboxStatus, FailedMail, Requeued, CalendarToken, PasswordChange,
         SessionOut, Ended, WebhookOut, DeliveryOut, WebhookCreate, WebhookPatch,
-        WebhookEventType,
+        WebhookEventType, PasswordResetRequest, PasswordResetConfirm, VerifyEmailConfirm,
+        Detail,
     )),
     modifiers(&BearerAuth),
     tags(
-        (name = "accounts", description = "Registration and the caller's account"),
+        (name = "accounts", description = "Registration, the caller's account, password reset and email verification"),
         (name = "tokens", description = "Simple JWT: obtain, refresh (rotating), verify, blacklist"),
         (name = "sessions", description = "Sessions (refresh token families): list, end one, end all"),
         (name = "events", description = "Events and attendance"),

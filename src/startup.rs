@@ -69,7 +69,10 @@ fn return_large_allocations() {
 /// The requests that hash or verify a password: login, registration, account deletion.
 fn hashes_password(method: &Method, path: &str) -> bool {
     let path = path.strip_suffix('/').unwrap_or(path);
-    (method == Method::POST && (path == "/api/token" || path == "/api/users"))
+    (method == Method::POST
+        && (path == "/api/token"
+            || path == "/api/users"
+            || path == "/api/users/password_reset/confirm"))
         || (method == Method::DELETE && path == "/api/users/me")
 }
 

@@ -2,6 +2,7 @@
 
 pub mod extract;
 pub mod passwords;
+pub mod recovery;
 pub mod routes;
 pub mod sessions;
 pub mod store;

@@ -24,9 +24,9 @@ use crate::validation::{Input, Text};
 const USERNAME_INVALID: &str = "Enter a valid username. This value may contain only letters, \
      numbers, and @/./+/-/_ characters.";
 const USERNAME_TAKEN: &str = "A user with that username already exists.";
-const EMAIL_INVALID: &str = "Enter a valid email address.";
+pub(crate) const EMAIL_INVALID: &str = "Enter a valid email address.";
 /// Django's `EmailField` length, and the `users.email` CHECK.
-const EMAIL_MAX: usize = 254;
+pub(crate) const EMAIL_MAX: usize = 254;
 const BAD_LOGIN: &str = "No active account found with the given credentials";
 const NO_ACTIVE_ACCOUNT: &str = "No active account found for the given token.";
 const BLACKLISTED: &str = "Token is blacklisted";
@@ -45,6 +45,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(me))
             .route(web::delete().to(delete_me)),
     )
+    // Before `{id}/`, which would otherwise take `password_reset` for an id.
+    .configure(super::recovery::routes)
     // After `me/`, which would otherwise be taken for an id.
     .service(resource("/api/users/{id}/", &[Method::PATCH]).route(web::patch().to(update_user)))
     .service(resource("/api/token/", &[Method::POST]).route(web::post().to(obtain)))
@@ -184,10 +186,13 @@ fn read_account_fields(input: &mut Input) -> (Option<String>, Option<NewAccount>
 }
 
 /// Hashes on the blocking pool and inserts; a username taken meanwhile is a 400.
+/// With `verify_at` (the site's address) a verification token and its mail are written in
+/// the same transaction as the user.
 pub async fn create_account(
     pool: &db::Pool,
     account: NewAccount,
     is_staff: bool,
+    verify_at: Option<String>,
 ) -> Result<super::types::User, ApiError> {
     let password = account.password;
     let hash = web::block(move || passwords::hash(&password))
@@ -203,10 +208,17 @@ pub async fn create_account(
             is_active: true,
             date_joined: Utc::now().naive_utc(),
         };
-        Ok(store::insert(conn, &new)?)
+        db::write_tx(conn, |conn| {
+            let user = store::insert(conn, &new)?
+                .ok_or_else(|| ApiError::field("username", USERNAME_TAKEN))?;
+            if let Some(site) = &verify_at {
+                super::recovery::issue_verification(conn, &user, site)?;
+            }
+            Ok(user)
+        })
     })
     .await?;
-    created.ok_or_else(|| ApiError::field("username", USERNAME_TAKEN))
+    Ok(created)
 }
 
 #[utoipa::path(
@@ -222,6 +234,7 @@ pub async fn create_account(
 )]
 pub(crate) async fn register(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let mut input = Input::new(body.0)?;
@@ -238,7 +251,9 @@ pub(crate) async fn register(
     input.finish()?;
     let account =
         account.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated account missing")))?;
-    let user = create_account(&state.pool, account, false).await?;
+    let site = super::recovery::site(&state, &req);
+    let user = create_account(&state.pool, account, false, Some(site)).await?;
+    state.mail_wake.notify_one();
     tracing::info!(user_id = user.id, "user registered");
     Ok(HttpResponse::Created().json(Me::from(&user)))
 }

@@ -310,7 +310,7 @@ pub(crate) async fn logout_all(
 /// `tokens_valid_after` for a change made now: the start of the next second. JWT `iat` is
 /// in whole seconds, so every token issued up to now (`iat` ≤ this second) falls before it,
 /// and tokens issued from now on get `iat` of at least it (`TokenService::issue_session_pair`).
-fn next_second(now: DateTime<Utc>) -> NaiveDateTime {
+pub(crate) fn next_second(now: DateTime<Utc>) -> NaiveDateTime {
     DateTime::from_timestamp(now.timestamp() + 1, 0)
         .unwrap_or(now)
         .naive_utc()

@@ -19,6 +19,8 @@ pub struct User {
     pub date_joined: NaiveDateTime,
     /// Tokens issued (`iat`) before this instant are refused: set by a password change.
     pub tokens_valid_after: Option<NaiveDateTime>,
+    /// The user proved they read mail at `email` (a verification link was followed).
+    pub is_verified: bool,
 }
 
 /// A new user, hash already computed.
@@ -71,6 +73,8 @@ pub struct Me {
     pub username: String,
     pub email: String,
     pub is_staff: bool,
+    /// Whether the email address was confirmed by a mailed link; nothing depends on it.
+    pub is_verified: bool,
     #[schema(format = DateTime)]
     pub date_joined: String,
 }
@@ -82,6 +86,7 @@ impl From<&User> for Me {
             username: u.username.clone(),
             email: u.email.clone(),
             is_staff: u.is_staff,
+            is_verified: u.is_verified,
             date_joined: date_joined(u),
         }
     }
@@ -103,6 +108,8 @@ pub struct UserAdmin {
     pub is_staff: bool,
     /// An inactive user cannot sign in, and their tokens stop working at once.
     pub is_active: bool,
+    /// Whether the email address was confirmed by a mailed link.
+    pub is_verified: bool,
     #[schema(format = DateTime)]
     pub date_joined: String,
 }
@@ -115,6 +122,7 @@ impl From<&User> for UserAdmin {
             email: u.email.clone(),
             is_staff: u.is_staff,
             is_active: u.is_active,
+            is_verified: u.is_verified,
             date_joined: date_joined(u),
         }
     }

@@ -11,6 +11,7 @@ diesel::table! {
         is_active -> Bool,
         date_joined -> Timestamp,
         tokens_valid_after -> Nullable<Timestamp>,
+        is_verified -> Bool,
     }
 }
 
@@ -82,6 +83,19 @@ diesel::table! {
         user_agent -> Text,
         ended_at -> Nullable<Timestamp>,
         current_jti -> Text,
+    }
+}
+
+diesel::table! {
+    account_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        purpose -> Text,
+        token_sha256 -> Text,
+        email -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -176,6 +190,7 @@ diesel::joinable!(calendar_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(webhooks -> users (user_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(account_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -185,6 +200,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     calendar_tokens,
     token_blacklist,
     sessions,
+    account_tokens,
     outbox,
     idempotency_keys,
     co_organizers,

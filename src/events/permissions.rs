@@ -39,6 +39,7 @@ mod tests {
             is_active: true,
             date_joined: chrono::Utc::now().naive_utc(),
             tokens_valid_after: None,
+            is_verified: false,
         }
     }
 

@@ -106,6 +106,49 @@ pub fn event_changed(recipient: &str, event: &EventRow, changes: &[Change]) -> N
     }
 }
 
+/// A password reset link for `username`; the token alone works too, for clients that
+/// build their own page.
+pub fn password_reset(
+    recipient: &str,
+    username: &str,
+    link: &str,
+    token: &str,
+    valid_for: &str,
+) -> NewMail {
+    NewMail {
+        recipient: recipient.to_string(),
+        subject: "Reset your password".into(),
+        body: format!(
+            "Someone asked to reset the password of the rally account \"{username}\".\n\n\
+             To choose a new password, open:\n{link}\n\n\
+             or send this token with your new password to \
+             POST /api/users/password_reset/confirm/:\n{token}\n\n\
+             The link works once, for {valid_for}. If you did not ask for it, ignore this \
+             mail: your password stays as it is.\n"
+        ),
+    }
+}
+
+/// A link that proves `username` reads mail at `recipient`.
+pub fn email_verification(
+    recipient: &str,
+    username: &str,
+    link: &str,
+    token: &str,
+    valid_for: &str,
+) -> NewMail {
+    NewMail {
+        recipient: recipient.to_string(),
+        subject: "Confirm your email address".into(),
+        body: format!(
+            "Please confirm that this address belongs to the rally account \"{username}\".\n\n\
+             Open:\n{link}\n\n\
+             or send this token to POST /api/users/verify_email/confirm/:\n{token}\n\n\
+             The link works once, for {valid_for}.\n"
+        ),
+    }
+}
+
 /// Builds the message: UTF-8 plain text, the subject encoded per RFC 2047 when it is
 /// not ASCII, and the outbox row's own Message-ID, so a resend is recognisably the same.
 pub fn build(

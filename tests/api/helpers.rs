@@ -163,6 +163,8 @@ pub fn test_settings(url: DbUrl) -> Settings {
         login_failures_per_address: Limit::parse("50/15m").expect("limit"),
         trusted_proxies: vec![],
         tombstone_retention: Duration::from_secs(30 * 86_400),
+        public_url: None,
+        password_reset_ttl: Duration::from_secs(3600),
     }
 }
 
@@ -294,6 +296,12 @@ impl TestApp {
     pub fn sql(&self, statement: &str) {
         let mut conn = self.pool.get().expect("connection");
         conn.batch_execute(statement).expect("sql runs");
+    }
+
+    /// Deletes the verification mails registration wrote, for tests that count the whole
+    /// outbox or every mail delivered.
+    pub fn drop_verification_mail(&self) {
+        self.sql("DELETE FROM outbox WHERE subject = 'Confirm your email address'");
     }
 
     /// A staff user: (id, access token).

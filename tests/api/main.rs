@@ -15,6 +15,7 @@ mod exports;
 mod idempotency;
 mod mail;
 mod plans;
+mod recovery;
 mod sessions;
 mod staff;
 mod sync;

@@ -369,6 +369,7 @@ async fn staff_see_outbox_counts_and_failed_mail(backend: Backend) {
         return;
     };
     let (_, boss) = app.staff("boss").await;
+    app.drop_verification_mail();
     let r = app.get("/api/outbox/", Some(&boss)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(
@@ -449,6 +450,7 @@ async fn retry_wakes_the_sender(backend: Backend) {
         return;
     };
     let (_, boss) = app.staff("boss").await;
+    app.drop_verification_mail();
     app.post(
         "/api/events/",
         Some(&boss),
