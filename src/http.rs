@@ -175,6 +175,37 @@ pub fn registered_routes() -> std::collections::BTreeMap<String, Vec<String>> {
     ROUTES.lock().map(|r| r.clone()).unwrap_or_default()
 }
 
+/// Whether a route registered through `resource` serves `method` at `path` (with or
+/// without its trailing slash). Middleware that runs before the router uses it to leave
+/// a 404 or a 405 to the router.
+pub fn routes_method(path: &str, method: &Method) -> bool {
+    let path = path.trim_end_matches('/');
+    let method = method.as_str().to_lowercase();
+    ROUTES.lock().is_ok_and(|routes| {
+        routes
+            .iter()
+            .any(|(pattern, methods)| pattern_matches(pattern, path) && methods.contains(&method))
+    })
+}
+
+/// `/api/events/{id}/ics/` against `/api/events/0b6f…/ics`: a `{name}` stands for a
+/// non-empty part of one segment (`{token}.ics` keeps its literal suffix).
+fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let pattern: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    pattern.len() == path.len()
+        && pattern.iter().zip(&path).all(|(p, s)| match p.find('{') {
+            None => p == s,
+            Some(start) => {
+                let (prefix, rest) = p.split_at(start);
+                let suffix = rest.find('}').map_or("", |end| &rest[end + 1..]);
+                s.len() > prefix.len() + suffix.len()
+                    && s.starts_with(prefix)
+                    && s.ends_with(suffix)
+            }
+        })
+}
+
 /// The JSON 404 for any path no route matches.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
@@ -323,6 +354,26 @@ pub async fn log_requests(
 }
 
 static QUERY_COUNT: header::HeaderName = header::HeaderName::from_static("x-query-count");
+
+#[cfg(test)]
+mod route_tests {
+    use super::pattern_matches;
+
+    #[test]
+    fn patterns_match_one_segment_per_parameter() {
+        assert!(pattern_matches("/api/events/{id}/", "/api/events/abc"));
+        assert!(pattern_matches(
+            "/api/calendar/{token}.ics",
+            "/api/calendar/xyz.ics"
+        ));
+        assert!(!pattern_matches(
+            "/api/calendar/{token}.ics",
+            "/api/calendar/.ics"
+        ));
+        assert!(!pattern_matches("/api/events/{id}/", "/api/events/abc/ics"));
+        assert!(!pattern_matches("/api/events/", "/api/users"));
+    }
+}
 
 #[cfg(test)]
 mod tests {

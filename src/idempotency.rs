@@ -304,8 +304,11 @@ pub async fn idempotency(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let keyed =
-        matches!(*req.method(), Method::POST | Method::PATCH) && req.headers().contains_key(HEADER);
+    // A method the route does not serve, or no route at all, is the router's 405 or 404:
+    // never a claim, so that the key stays free for the request it was meant for.
+    let keyed = matches!(*req.method(), Method::POST | Method::PATCH)
+        && req.headers().contains_key(HEADER)
+        && crate::http::routes_method(req.path(), req.method());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let (true, Some(state)) = (keyed, state) else {
         return Ok(next.call(req).await?.map_into_boxed_body());

@@ -645,6 +645,13 @@ fn document_idempotency_keys(doc: &mut serde_json::Value) {
                     "content": detail.clone(),
                 }),
             );
+            // A malformed key is a 400 naming the header, also where the body has none.
+            responses.entry("400").or_insert_with(|| {
+                json!({
+                    "description": "A malformed Idempotency-Key, named",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FieldErrors"}}},
+                })
+            });
         }
     }
 }
