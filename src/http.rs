@@ -182,9 +182,17 @@ pub fn routes_method(path: &str, method: &Method) -> bool {
     let path = path.trim_end_matches('/');
     let method = method.as_str().to_lowercase();
     ROUTES.lock().is_ok_and(|routes| {
-        routes
+        // A literal route wins over a parameter that would also match it, as in the router
+        // (`/api/users/password_reset/` is not `/api/users/{id}/`).
+        let matching: Vec<_> = routes
             .iter()
-            .any(|(pattern, methods)| pattern_matches(pattern, path) && methods.contains(&method))
+            .filter(|(pattern, _)| pattern_matches(pattern, path))
+            .map(|(pattern, methods)| (pattern.matches('{').count(), methods))
+            .collect();
+        let fewest = matching.iter().map(|(params, _)| *params).min();
+        matching
+            .iter()
+            .any(|(params, methods)| Some(*params) == fewest && methods.contains(&method))
     })
 }
 

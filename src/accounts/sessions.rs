@@ -226,6 +226,7 @@ fn live(
 
 #[utoipa::path(
     get,
+    operation_id = "list_sessions",
     path = "/api/sessions/",
     tag = "sessions",
     summary = "The caller's live sessions, most recently used first.",

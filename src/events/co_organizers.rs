@@ -67,6 +67,7 @@ fn visible(conn: &mut DbConn, id: &str, viewer: Viewer) -> Result<(EventRow, Vie
 
 #[utoipa::path(
     get,
+    operation_id = "list_co_organizers",
     path = "/api/events/{id}/co_organizers/",
     tag = "events",
     summary = "The event's co-organizers, first added first (anyone who can see the event) (beyond).",
@@ -113,6 +114,7 @@ fn refuse(message: &str) -> ApiError {
 
 #[utoipa::path(
     post,
+    operation_id = "add_co_organizer",
     path = "/api/events/{id}/co_organizers/",
     tag = "events",
     summary = "Add a co-organizer (organizer or staff; co-organizers cannot add others) (beyond).",
@@ -222,6 +224,7 @@ pub(crate) async fn add(
 
 #[utoipa::path(
     delete,
+    operation_id = "remove_co_organizer",
     path = "/api/events/{id}/co_organizers/{user_id}/",
     tag = "events",
     summary = "Remove a co-organizer (organizer or staff; a co-organizer may remove themself) (beyond).",

@@ -269,6 +269,7 @@ fn to_json(events: &[String]) -> String {
 
 #[utoipa::path(
     post,
+    operation_id = "create_webhook",
     path = "/api/webhooks/",
     tag = "webhooks",
     summary = "Register an endpoint for the caller's events; the answer shows its signing secret, once.",
@@ -322,6 +323,7 @@ pub(crate) async fn create(
 
 #[utoipa::path(
     get,
+    operation_id = "list_webhooks",
     path = "/api/webhooks/",
     tag = "webhooks",
     summary = "The caller's endpoints (without secrets).",
@@ -344,6 +346,7 @@ pub(crate) async fn list(
 
 #[utoipa::path(
     get,
+    operation_id = "webhook_detail",
     path = "/api/webhooks/{id}/",
     tag = "webhooks",
     summary = "One of the caller's endpoints.",
@@ -372,6 +375,7 @@ pub(crate) async fn detail(
 
 #[utoipa::path(
     patch,
+    operation_id = "update_webhook",
     path = "/api/webhooks/{id}/",
     tag = "webhooks",
     summary = "Change an endpoint's url, events or active flag; activating it clears disabled_reason.",
@@ -436,6 +440,7 @@ pub(crate) async fn update(
 
 #[utoipa::path(
     delete,
+    operation_id = "delete_webhook",
     path = "/api/webhooks/{id}/",
     tag = "webhooks",
     summary = "Delete an endpoint and its delivery log; nothing more is sent to it.",
@@ -493,6 +498,7 @@ fn paging(req: &HttpRequest) -> Result<(i64, i64), ApiError> {
 
 #[utoipa::path(
     get,
+    operation_id = "webhook_deliveries",
     path = "/api/webhooks/{id}/deliveries/",
     tag = "webhooks",
     summary = "An endpoint's delivery log, newest first.",
@@ -534,6 +540,7 @@ pub(crate) async fn deliveries(
 
 #[utoipa::path(
     post,
+    operation_id = "redeliver_webhook",
     path = "/api/webhooks/{id}/deliveries/{delivery_id}/redeliver/",
     tag = "webhooks",
     summary = "Queue a new delivery of the same payload (same `id` in the body), behind anything still pending for its event.",

@@ -391,7 +391,57 @@ async fn oversized_bodies_and_repeated_headers(app: TestApp) {
     assert_eq!(events_named(&app, "Two"), 0);
 }
 
+/// A method the route does not serve is the router's 405, whatever the key has seen:
+/// found by schemathesis (PATCH to a POST-only route after the key was used elsewhere).
+async fn unrouted_methods_are_405_and_claim_nothing(app: TestApp) {
+    let (_, ada) = app.user("ada").await;
+    let body = json!({"email": "ada@example.com"});
+    let first = keyed(
+        &app,
+        Method::POST,
+        "/api/users/password_reset/",
+        Some(&ada),
+        "k-405",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    for path in ["/api/users/password_reset/", "/api/token/", "/api/events/"] {
+        let r = keyed(&app, Method::PATCH, path, Some(&ada), "k-405", body.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PATCH {path}: {}",
+            r.text
+        );
+    }
+    let r = keyed(
+        &app,
+        Method::POST,
+        "/api/nowhere/",
+        Some(&ada),
+        "k-404",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("idempotency_keys", "idem_key IN ('k-404')"), 0);
+    // The staff PATCH on /api/users/{id}/ is still a route: a keyed PATCH there is claimed.
+    let r = keyed(
+        &app,
+        Method::PATCH,
+        "/api/users/1/",
+        Some(&ada),
+        "k-staff",
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.count("idempotency_keys", "idem_key = 'k-staff'"), 1);
+}
+
 on_both_backends!(
+    unrouted_methods_are_405_and_claim_nothing,
     the_schema_documents_the_header,
     running_and_abandoned_claims,
     oversized_bodies_and_repeated_headers,

@@ -54,6 +54,15 @@ async fn schema_documents_every_served_route_and_nothing_else(app: TestApp) {
         .map(|(path, methods)| (path, methods.into_iter().collect()))
         .collect();
     assert_eq!(registered, documented, "router and document disagree");
+    // Operation ids are unique (OpenAPI requires it; generators name methods by them).
+    let mut ids = BTreeSet::new();
+    for ops in doc["paths"].as_object().unwrap().values() {
+        for op in ops.as_object().unwrap().values() {
+            if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
+                assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
+            }
+        }
+    }
     // And what the server actually answers: a documented method is routed, any other
     // method on that path is a 405.
     for (path, methods) in &documented {
