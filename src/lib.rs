@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod mail;
 pub mod openapi;
 pub mod reminders;
+pub mod secrets;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

@@ -31,6 +31,8 @@ pub struct Text {
     pub max_chars: Option<usize>,
     /// DRF trims surrounding whitespace except where told not to (passwords).
     pub trim: bool,
+    /// `allow_blank=True`: an empty string is a value.
+    pub blank_ok: bool,
 }
 
 impl Text {
@@ -39,6 +41,7 @@ impl Text {
             required: true,
             max_chars: Some(max_chars),
             trim: true,
+            blank_ok: false,
         }
     }
 
@@ -47,6 +50,17 @@ impl Text {
             required: false,
             max_chars: Some(max_chars),
             trim: true,
+            blank_ok: false,
+        }
+    }
+
+    /// Optional free text where `""` is a value (a description, a location).
+    pub const fn blank_ok(max_chars: usize) -> Self {
+        Self {
+            required: false,
+            max_chars: Some(max_chars),
+            trim: true,
+            blank_ok: true,
         }
     }
 
@@ -55,6 +69,7 @@ impl Text {
             required: true,
             max_chars: Some(4096),
             trim: false,
+            blank_ok: false,
         }
     }
 }
@@ -116,47 +131,22 @@ impl Input {
 
     /// A string field. Numbers are accepted and turned into text, as DRF's CharField does.
     pub fn text(&mut self, field: &str, rules: Text) -> Option<String> {
-        let value = match self.fields.get(field) {
+        match self.fields.get(field) {
             None => {
                 if rules.required {
                     self.error(field, REQUIRED);
                 }
-                return None;
+                None
             }
             Some(Value::Null) => {
                 self.error(field, NULL);
-                return None;
+                None
             }
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(_) => {
-                self.error(field, NOT_A_STRING);
-                return None;
+            Some(value) => {
+                let value = value.clone();
+                self.read_text(field, &value, rules)
             }
-        };
-        let value = if rules.trim {
-            value.trim().to_string()
-        } else {
-            value
-        };
-        if value.is_empty() {
-            self.error(field, BLANK);
-            return None;
         }
-        if let Some(max) = rules.max_chars
-            && value.chars().count() > max
-        {
-            self.error(
-                field,
-                format!("Ensure this field has no more than {max} characters."),
-            );
-            return None;
-        }
-        if value.contains('\0') {
-            self.error(field, "Null characters are not allowed.");
-            return None;
-        }
-        Some(value)
     }
 
     /// A field that may be absent (`None`), `null` (`Some(None)`) or a value read by `read`,
@@ -173,38 +163,33 @@ impl Input {
         read(self, &value).map(Some)
     }
 
-    /// A string value for `nullable`: trimmed, bounded, with no NUL; blank allowed only
-    /// where `blank_ok`.
-    pub fn read_text(
-        &mut self,
-        field: &str,
-        value: &Value,
-        max_chars: usize,
-        blank_ok: bool,
-    ) -> Option<String> {
+    /// A string value (for `text`, and for `nullable` fields): trimmed unless `rules` say
+    /// not, bounded, with no NUL; blank only where `rules.blank_ok`.
+    pub fn read_text(&mut self, field: &str, value: &Value, rules: Text) -> Option<String> {
         let text = match value {
-            Value::String(s) => s.trim().to_string(),
+            Value::String(s) if rules.trim => s.trim().to_string(),
+            Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             _ => {
                 self.error(field, NOT_A_STRING);
                 return None;
             }
         };
-        if text.is_empty() && !blank_ok {
+        if text.is_empty() && !rules.blank_ok {
             self.error(field, BLANK);
-            None
-        } else if text.chars().count() > max_chars {
+        } else if let Some(max) = rules.max_chars
+            && text.chars().count() > max
+        {
             self.error(
                 field,
-                format!("Ensure this field has no more than {max_chars} characters."),
+                format!("Ensure this field has no more than {max} characters."),
             );
-            None
         } else if text.contains('\0') {
             self.error(field, "Null characters are not allowed.");
-            None
         } else {
-            Some(text)
+            return Some(text);
         }
+        None
     }
 
     /// An RFC 3339 date-time with its offset, for `nullable`.

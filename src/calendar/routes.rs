@@ -3,11 +3,8 @@
 
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
 use chrono::Utc;
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::ics::{self, OrganizerAddress};
 use super::store;
@@ -19,6 +16,7 @@ use crate::events::permissions::can_view;
 use crate::events::store as events_store;
 use crate::events::types::Viewer;
 use crate::http::resource;
+use crate::secrets::{new_token, sha256_hex, token_hash};
 use crate::startup::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -35,28 +33,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/users/{id}/calendar.ics", &[Method::GET])
                 .route(web::get().to(organizer_feed)),
         );
-}
-
-/// Random bytes in a feed token: 256 bits, beyond guessing.
-const TOKEN_BYTES: usize = 32;
-/// Their base64url length, unpadded.
-const TOKEN_LEN: usize = 43;
-
-/// The token a feed URL carries, as stored: its SHA-256 in hex. A string that cannot be
-/// a token is `None`, answered 404 without a query.
-fn token_hash(token: &str) -> Option<String> {
-    let well_formed = token.len() == TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    well_formed.then(|| sha256_hex(token))
-}
-
-fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// `scheme://host` as the client reached the server (behind a proxy: as forwarded).
@@ -165,10 +141,8 @@ pub(crate) async fn create_token(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = user.0.id;
-    let mut bytes = [0u8; TOKEN_BYTES];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let hash = sha256_hex(&token);
+    let token = new_token();
+    let hash = sha256_hex(token.as_bytes());
     db::run(&state.pool, move |conn| {
         Ok(store::set_token(
             conn,
@@ -263,19 +237,4 @@ pub(crate) async fn organizer_feed(
         cal.push(ics::vevent(event, Some((&organizer, address)), None, stamp));
     }
     Ok(feed_response(&cal, "public, max-age=300"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_well_formed_tokens_are_looked_up() {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; TOKEN_BYTES]);
-        assert_eq!(token.len(), TOKEN_LEN);
-        assert_eq!(token_hash(&token).map(|h| h.len()), Some(64));
-        assert_eq!(token_hash("short"), None);
-        assert_eq!(token_hash(&format!("{}=", &token[1..])), None);
-        assert_eq!(token_hash(&"é".repeat(TOKEN_LEN)), None);
-    }
 }

@@ -17,11 +17,7 @@ pub fn etag_of(parts: &[&[u8]]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    let hex: String = hasher.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", crate::secrets::hex(&hasher.finalize()[..16]))
 }
 
 /// One entry of an `If-Match` / `If-None-Match` list.

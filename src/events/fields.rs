@@ -79,7 +79,7 @@ pub fn read(input: &mut Input, partial: bool, creating: bool) -> EventInput {
 
 /// Free text that may be blank but not null.
 fn not_null(input: &mut Input, field: &str, max: usize) -> Option<String> {
-    match input.nullable(field, |i, v| i.read_text(field, v, max, true)) {
+    match input.nullable(field, |i, v| i.read_text(field, v, Text::blank_ok(max))) {
         Some(Some(text)) => Some(text),
         Some(None) => {
             input.error(field, crate::validation::NULL);
@@ -90,7 +90,7 @@ fn not_null(input: &mut Input, field: &str, max: usize) -> Option<String> {
 }
 
 fn read_timezone(input: &mut Input, value: &Value) -> Option<Tz> {
-    let name = input.read_text("timezone", value, 64, false)?;
+    let name = input.read_text("timezone", value, Text::optional(64))?;
     match name.parse::<Tz>() {
         Ok(tz) => Some(tz),
         Err(_) => {
@@ -105,7 +105,7 @@ fn read_timezone(input: &mut Input, value: &Value) -> Option<Tz> {
 
 /// An absolute http or https URL with a host, as Django's `URLValidator` wants.
 fn read_url(input: &mut Input, value: &Value) -> Option<String> {
-    let text = input.read_text("online_url", value, URL_MAX, false)?;
+    let text = input.read_text("online_url", value, Text::optional(URL_MAX))?;
     match url::Url::parse(&text) {
         Ok(u)
             if matches!(u.scheme(), "http" | "https")

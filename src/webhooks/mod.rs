@@ -44,12 +44,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    let mut hex = String::with_capacity(digest.len() * 2);
-    for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    format!("v1={hex}")
+    format!("v1={}", crate::secrets::hex(&mac.finalize().into_bytes()))
 }
 
 /// The organizer's active endpoints subscribed to `event_type`: (id). One indexed query;

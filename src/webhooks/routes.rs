@@ -4,9 +4,7 @@ use std::net::IpAddr;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
 use chrono::{NaiveDateTime, SecondsFormat, Utc};
-use rand::RngCore;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -255,12 +253,7 @@ fn webhook_id(raw: &str) -> Result<String, ApiError> {
 }
 
 fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("whsec_{}", crate::secrets::new_token())
 }
 
 fn to_json(events: &[String]) -> String {
