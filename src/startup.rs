@@ -72,7 +72,8 @@ fn hashes_password(method: &Method, path: &str) -> bool {
     (method == Method::POST
         && (path == "/api/token"
             || path == "/api/users"
-            || path == "/api/users/password_reset/confirm"))
+            || path == "/api/users/password_reset/confirm"
+            || path == "/api/users/me/password"))
         || (method == Method::DELETE && path == "/api/users/me")
 }
 

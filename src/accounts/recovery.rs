@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::extract::AuthUser;
 use super::routes::{EMAIL_INVALID, EMAIL_MAX, normalize_email, valid_email};
@@ -22,6 +19,7 @@ use crate::error::ApiError;
 use crate::events::store::lower;
 use crate::http::{JsonBody, resource};
 use crate::mail::{message, outbox};
+use crate::secrets::{new_token, sha256_hex, token_hash};
 use crate::startup::AppState;
 use crate::validation::{Input, Text};
 
@@ -33,10 +31,6 @@ pub const VERIFICATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Mails of one purpose to one address in an hour, so the endpoints cannot be used to
 /// flood someone's inbox.
 pub const MAILS_PER_HOUR: i64 = 3;
-
-/// 256 random bits, beyond guessing; their unpadded base64url length.
-const TOKEN_BYTES: usize = 32;
-const TOKEN_LEN: usize = 43;
 
 const RESET_SENT: &str = "If an account uses that address, a reset link has been sent.";
 const RESET_DONE: &str = "Your password has been reset.";
@@ -77,33 +71,31 @@ fn detail(status: actix_web::http::StatusCode, text: &str) -> HttpResponse {
     })
 }
 
-fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+/// The base of mailed links, or none: then a mail carries only its token.
+#[derive(Debug, Clone)]
+pub struct LinkBase(Option<String>);
 
-/// The stored form of a token a client sent; `None` when it cannot be one of ours, which
-/// is refused without a query.
-fn token_hash(token: &str) -> Option<String> {
-    let well_formed = token.len() == TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    well_formed.then(|| sha256_hex(token))
-}
-
-/// Where mailed links point: `PUBLIC_URL`, else the origin the request came to (which the
-/// client names, hence the setting for production).
-pub(crate) fn site(state: &AppState, req: &HttpRequest) -> String {
-    match &state.settings.public_url {
-        Some(url) => url.clone(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
+/// Where mailed links point: `PUBLIC_URL`; without it, the origin the request came to,
+/// but only on a loopback host (development). Any other host is named by the client, so a
+/// link built on it could send a victim's reset token to whoever asked: the mail then
+/// carries the token alone.
+pub(crate) fn site(state: &AppState, req: &HttpRequest) -> LinkBase {
+    if let Some(url) = &state.settings.public_url {
+        return LinkBase(Some(url.clone()));
     }
+    let info = req.connection_info();
+    let host = info.host();
+    let name = host
+        .rsplit_once(':')
+        .filter(|(name, port)| !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(name, _)| name)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    LinkBase(loopback.then(|| format!("{}://{}", info.scheme(), host)))
 }
 
 fn ago(now: NaiveDateTime, d: Duration) -> NaiveDateTime {
@@ -121,12 +113,20 @@ fn later(now: NaiveDateTime, d: Duration) -> NaiveDateTime {
 }
 
 /// Tokens of `purpose` mailed to `email` (any case) in the last hour.
+/// How many mails of `purpose` went to `email` in the last hour. On PostgreSQL it first
+/// takes a transaction lock on the address, so that two requests at once cannot both
+/// count below the limit and both send (SQLite's write transaction is exclusive already).
 fn recent_mails(
     conn: &mut DbConn,
     email: &str,
     purpose: &str,
     now: NaiveDateTime,
 ) -> QueryResult<i64> {
+    if let DbConn::Postgres(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
+            .bind::<diesel::sql_types::Text, _>(email)
+            .execute(c)?;
+    }
     account_tokens::table
         .filter(lower(account_tokens::email).eq(lower(email)))
         .filter(account_tokens::purpose.eq(purpose))
@@ -143,12 +143,10 @@ fn issue(
     user: &User,
     purpose: &'static str,
     ttl: Duration,
-    site: &str,
+    site: &LinkBase,
 ) -> QueryResult<()> {
     let now = Utc::now().naive_utc();
-    let mut bytes = [0u8; TOKEN_BYTES];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let token = new_token();
     diesel::update(
         account_tokens::table
             .filter(account_tokens::user_id.eq(user.id))
@@ -161,7 +159,7 @@ fn issue(
         .values((
             account_tokens::user_id.eq(user.id),
             account_tokens::purpose.eq(purpose),
-            account_tokens::token_sha256.eq(sha256_hex(&token)),
+            account_tokens::token_sha256.eq(sha256_hex(token.as_bytes())),
             account_tokens::email.eq(&user.email),
             account_tokens::created_at.eq(now),
             account_tokens::expires_at.eq(later(now, ttl)),
@@ -173,7 +171,9 @@ fn issue(
         message::password_reset(
             &user.email,
             &user.username,
-            &format!("{site}/reset?token={token}"),
+            site.0
+                .as_ref()
+                .map(|base| format!("{base}/reset?token={token}")),
             &token,
             &valid_for,
         )
@@ -181,7 +181,9 @@ fn issue(
         message::email_verification(
             &user.email,
             &user.username,
-            &format!("{site}/verify_email?token={token}"),
+            site.0
+                .as_ref()
+                .map(|base| format!("{base}/verify_email?token={token}")),
             &token,
             &valid_for,
         )
@@ -190,7 +192,7 @@ fn issue(
 }
 
 /// Registration's verification mail, in the transaction that inserts the user.
-pub fn issue_verification(conn: &mut DbConn, user: &User, site: &str) -> QueryResult<()> {
+pub fn issue_verification(conn: &mut DbConn, user: &User, site: &LinkBase) -> QueryResult<()> {
     issue(conn, user, EMAIL_VERIFICATION, VERIFICATION_TTL, site)
 }
 
@@ -223,7 +225,14 @@ fn consume(conn: &mut DbConn, hash: &str, user_id: i64, now: NaiveDateTime) -> Q
             .filter(account_tokens::token_sha256.eq(hash))
             .filter(account_tokens::user_id.eq(user_id))
             .filter(account_tokens::used_at.is_null())
-            .filter(account_tokens::expires_at.gt(now)),
+            .filter(account_tokens::expires_at.gt(now))
+            // Deactivated since the token was read: it no longer works (checked here, in
+            // the transaction that uses it up).
+            .filter(diesel::dsl::exists(
+                users::table
+                    .filter(users::id.eq(user_id))
+                    .filter(users::is_active.eq(true)),
+            )),
     )
     .set(account_tokens::used_at.eq(Some(now)))
     .execute(conn)?;
@@ -237,7 +246,8 @@ fn consume(conn: &mut DbConn, hash: &str, user_id: i64, now: NaiveDateTime) -> Q
     summary = "Ask for a password reset link by mail; always 202, whether or not an account uses the address.",
     description = "Each active account with that address (case-insensitively) gets a mail \
                    with a single-use token that works for `PASSWORD_RESET_TTL` (1 hour), and \
-                   the link `<PUBLIC_URL or request origin>/reset?token=<token>`. At most 3 \
+                   the link `<PUBLIC_URL>/reset?token=<token>` (without PUBLIC_URL: the request's \
+                   origin on a loopback host only; otherwise the token alone). At most 3 \
                    reset mails go to one address per hour; beyond that the answer is the \
                    same 202 and nothing is sent.",
     request_body = crate::openapi::PasswordResetRequest,
@@ -273,16 +283,16 @@ pub(crate) async fn request_reset(
                 .order(users::id.asc())
                 .select(User::as_select())
                 .load(conn)?;
-            if recent_mails(conn, &email, PASSWORD_RESET, now)? >= MAILS_PER_HOUR {
-                if !owners.is_empty() {
-                    tracing::warn!("password reset mail limit reached for an address");
-                }
-                return Ok::<_, ApiError>(0);
+            // The limit is on mails to the address, however many accounts share it.
+            let room = (MAILS_PER_HOUR - recent_mails(conn, &email, PASSWORD_RESET, now)?).max(0);
+            let sending = owners.len().min(usize::try_from(room).unwrap_or(0));
+            if sending < owners.len() {
+                tracing::warn!("password reset mail limit reached for an address");
             }
-            for user in &owners {
+            for user in &owners[..sending] {
                 issue(conn, user, PASSWORD_RESET, ttl, &site)?;
             }
-            Ok(owners.len())
+            Ok::<_, ApiError>(sending)
         })
     })
     .await?;
@@ -473,18 +483,4 @@ pub(crate) async fn confirm_verification(
     .await?;
     tracing::info!(user_id, "email verified");
     Ok(detail(actix_web::http::StatusCode::OK, VERIFIED))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_well_formed_tokens_are_looked_up() {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; TOKEN_BYTES]);
-        assert_eq!(token.len(), TOKEN_LEN);
-        assert!(token_hash(&token).is_some());
-        assert!(token_hash("short").is_none());
-        assert!(token_hash(&format!("{}!", &token[..TOKEN_LEN - 1])).is_none());
-    }
 }

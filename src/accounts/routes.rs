@@ -186,13 +186,13 @@ fn read_account_fields(input: &mut Input) -> (Option<String>, Option<NewAccount>
 }
 
 /// Hashes on the blocking pool and inserts; a username taken meanwhile is a 400.
-/// With `verify_at` (the site's address) a verification token and its mail are written in
+/// With `verify_at` (where its link points) a verification token and its mail are written in
 /// the same transaction as the user.
 pub async fn create_account(
     pool: &db::Pool,
     account: NewAccount,
     is_staff: bool,
-    verify_at: Option<String>,
+    verify_at: Option<super::recovery::LinkBase>,
 ) -> Result<super::types::User, ApiError> {
     let password = account.password;
     let hash = web::block(move || passwords::hash(&password))

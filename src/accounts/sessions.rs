@@ -346,8 +346,17 @@ pub(crate) async fn change_password(
         }
     }
     if let Some(old) = old {
+        // Guesses at the old password count against the login throttle: a stolen access
+        // token must not become an unthrottled way to try passwords.
+        let address = crate::http::client_address(&req, &state.settings.trusted_proxies);
+        if let Some(wait) = state.login_throttle.blocked_for(&user.username, address) {
+            return Err(ApiError::Throttled {
+                retry_after_secs: wait.as_secs() + 1,
+            });
+        }
         let stored = user.password.clone();
         if !web::block(move || passwords::verify(&old, &stored)).await? {
+            state.login_throttle.record_failure(&user.username, address);
             input.error("old_password", WRONG_OLD_PASSWORD);
         }
     }

@@ -107,14 +107,18 @@ pub fn blacklist(
     user_id: Option<i64>,
     expires_at: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let inserted = diesel::insert_into(token_blacklist::table)
-        .values((
-            token_blacklist::jti.eq(jti),
-            token_blacklist::user_id.eq(user_id),
-            token_blacklist::expires_at.eq(expires_at),
-            token_blacklist::blacklisted_at.eq(Utc::now().naive_utc()),
-        ))
-        .execute(conn);
+    // In a savepoint: callers run this inside their transaction, and on PostgreSQL a
+    // failed statement would abort the whole of it (the retry below, and everything after).
+    let inserted = conn.transaction(|conn| {
+        diesel::insert_into(token_blacklist::table)
+            .values((
+                token_blacklist::jti.eq(jti),
+                token_blacklist::user_id.eq(user_id),
+                token_blacklist::expires_at.eq(expires_at),
+                token_blacklist::blacklisted_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)
+    });
     match inserted {
         Ok(_) => Ok(true),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),

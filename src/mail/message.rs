@@ -111,40 +111,46 @@ pub fn event_changed(recipient: &str, event: &EventRow, changes: &[Change]) -> N
 pub fn password_reset(
     recipient: &str,
     username: &str,
-    link: &str,
+    link: Option<String>,
     token: &str,
     valid_for: &str,
 ) -> NewMail {
+    let open = open_line(link, "To choose a new password, open");
     NewMail {
         recipient: recipient.to_string(),
         subject: "Reset your password".into(),
         body: format!(
             "Someone asked to reset the password of the rally account \"{username}\".\n\n\
-             To choose a new password, open:\n{link}\n\n\
-             or send this token with your new password to \
+             {open}Send this token with your new password to \
              POST /api/users/password_reset/confirm/:\n{token}\n\n\
-             The link works once, for {valid_for}. If you did not ask for it, ignore this \
+             It works once, for {valid_for}. If you did not ask for it, ignore this \
              mail: your password stays as it is.\n"
         ),
     }
+}
+
+/// "<lead>:\n<link>\n\nOr: " when there is a link to open, else nothing.
+fn open_line(link: Option<String>, lead: &str) -> String {
+    link.map(|l| format!("{lead}:\n{l}\n\nOr: "))
+        .unwrap_or_default()
 }
 
 /// A link that proves `username` reads mail at `recipient`.
 pub fn email_verification(
     recipient: &str,
     username: &str,
-    link: &str,
+    link: Option<String>,
     token: &str,
     valid_for: &str,
 ) -> NewMail {
+    let open = open_line(link, "To confirm, open");
     NewMail {
         recipient: recipient.to_string(),
         subject: "Confirm your email address".into(),
         body: format!(
             "Please confirm that this address belongs to the rally account \"{username}\".\n\n\
-             Open:\n{link}\n\n\
-             or send this token to POST /api/users/verify_email/confirm/:\n{token}\n\n\
-             The link works once, for {valid_for}.\n"
+             {open}Send this token to POST /api/users/verify_email/confirm/:\n{token}\n\n\
+             It works once, for {valid_for}.\n"
         ),
     }
 }

@@ -20,6 +20,8 @@ on_both_backends!(
     registration_mails_a_verification_link,
     verification_can_be_resent,
     bad_verification_tokens_are_refused,
+    reset_links_never_point_at_a_host_the_client_names,
+    accounts_sharing_an_address_share_its_limit,
 );
 
 const NEW_PASSWORD: &str = "Vb9#kQw4-new-rally";
@@ -222,6 +224,42 @@ async fn reset_mails_are_limited_per_address(app: TestApp) {
     );
     request_reset(&app, "ada@example.com").await;
     assert_eq!(mails(&app, "ada@example.com", RESET_SUBJECT), 4);
+}
+
+/// Without PUBLIC_URL, a link built on a client-named host would send the victim's token
+/// to whoever asked for it: such a mail carries the token alone.
+async fn reset_links_never_point_at_a_host_the_client_names(app: TestApp) {
+    app.register("ada").await;
+    let r = app
+        .client
+        .post(app.url("/api/users/password_reset/"))
+        .header("X-Forwarded-Host", "evil.example")
+        .json(&json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(mails(&app, "ada@example.com", RESET_SUBJECT), 1);
+    assert_eq!(app.count("outbox", "body LIKE '%evil.example%'"), 0);
+    assert_eq!(
+        app.count(
+            "outbox",
+            &format!("subject = '{RESET_SUBJECT}' AND body NOT LIKE '%?token=%' AND body LIKE '%Send this token%'")
+        ),
+        1
+    );
+}
+
+async fn accounts_sharing_an_address_share_its_limit(app: TestApp) {
+    for name in ["ada", "ada2", "ada3", "ada4", "ada5"] {
+        app.register(name).await;
+    }
+    app.sql("UPDATE users SET email = 'shared@example.com'");
+    let r = request_reset(&app, "shared@example.com").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(mails(&app, "shared@example.com", RESET_SUBJECT), 3);
+    request_reset(&app, "shared@example.com").await;
+    assert_eq!(mails(&app, "shared@example.com", RESET_SUBJECT), 3);
 }
 
 async fn a_new_reset_link_replaces_the_old(app: TestApp) {
