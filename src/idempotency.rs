@@ -85,7 +85,7 @@ pub fn request_hash(method: &Method, path_and_query: &str, body: &[u8]) -> Strin
     h.update(path_and_query.as_bytes());
     h.update([0]);
     h.update(body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::secrets::hex(&h.finalize())
 }
 
 /// Who a key belongs to. `None`: a bearer token that does not verify; the request is
@@ -170,7 +170,7 @@ fn claim(
         if inserted == 1 {
             return Ok(Claim::New);
         }
-        let found: Row = ik::table
+        let found: Option<Row> = ik::table
             .find((owner, key))
             .select((
                 ik::request_hash,
@@ -180,7 +180,12 @@ fn claim(
                 ik::body,
                 ik::created_at,
             ))
-            .first(conn)?;
+            .first(conn)
+            .optional()?;
+        // Released between the insert and this read: another request has it in hand.
+        let Some(found) = found else {
+            return Ok(Claim::InProgress);
+        };
         if found.request_hash != hash {
             return Ok(Claim::Mismatch);
         }
@@ -191,11 +196,21 @@ fn claim(
                 body: found.body.unwrap_or_default(),
             }),
             _ if found.created_at + stale < now => {
-                // Its request never finished: this one takes the claim over.
-                diesel::update(ik::table.find((owner, key)))
-                    .set((ik::state.eq("in_progress"), ik::created_at.eq(now)))
-                    .execute(conn)?;
-                Ok(Claim::New)
+                // Its request never finished: this one takes the claim over, unless another
+                // took it first (the claim it saw is no longer there).
+                let taken = diesel::update(
+                    ik::table
+                        .find((owner, key))
+                        .filter(ik::state.eq("in_progress"))
+                        .filter(ik::created_at.eq(found.created_at)),
+                )
+                .set(ik::created_at.eq(now))
+                .execute(conn)?;
+                Ok(if taken == 1 {
+                    Claim::New
+                } else {
+                    Claim::InProgress
+                })
             }
             _ => Ok(Claim::InProgress),
         }
@@ -211,35 +226,6 @@ fn release(conn: &mut DbConn, owner: &str, key: &str) -> Result<(), ApiError> {
     )
     .execute(conn)?;
     Ok(())
-}
-
-/// Releases the claim if the request is dropped before it finishes (the client went away
-/// and actix dropped the handler), so a retry is not answered 409 until the claim is stale.
-struct ClaimGuard {
-    pool: Pool,
-    owner: String,
-    key: String,
-    armed: bool,
-}
-
-impl Drop for ClaimGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let (pool, owner, key) = (
-            self.pool.clone(),
-            std::mem::take(&mut self.owner),
-            std::mem::take(&mut self.key),
-        );
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn_blocking(move || {
-                if let Ok(mut conn) = pool.get() {
-                    let _ = release(&mut conn, &owner, &key);
-                }
-            });
-        }
-    }
 }
 
 /// Reads the whole request body under the app's limit, as `JsonBody` does.
@@ -369,18 +355,29 @@ pub async fn idempotency(
         }
     }
 
-    let mut guard = ClaimGuard {
-        pool: state.pool.clone(),
-        owner: owner.clone(),
-        key: key.clone(),
-        armed: true,
-    };
-    // An `Err` here is a middleware's failure, not a response: released by the guard.
-    let res = next.call(req).await?;
+    // The handler runs in a task of its own, so that it finishes, and its response is
+    // stored, even when the client goes away: a dropped request whose transaction still
+    // committed must replay, not run again on the retry.
+    let pool = state.pool.clone();
+    let task = actix_web::rt::spawn(async move {
+        let res = next.call(req).await?;
+        finish(pool, owner, key, res).await
+    });
+    task.await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("idempotent request task: {e}")))?
+}
+
+/// Stores the response under the claim (or releases the claim for a 429 or 5xx) and
+/// hands the response on.
+async fn finish<B: MessageBody + 'static>(
+    pool: Pool,
+    owner: String,
+    key: String,
+    res: ServiceResponse<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let status = res.status();
     if !should_store(status) {
-        guard.armed = false;
-        let released = db::run(&state.pool, move |conn| release(conn, &owner, &key)).await;
+        let released = db::run(&pool, move |conn| release(conn, &owner, &key)).await;
         if let Err(e) = released {
             // The response still goes out; the claim is taken over once stale.
             tracing::warn!(error = %e, "could not release an idempotency key");
@@ -396,8 +393,7 @@ pub async fn idempotency(
     let headers = stored_headers(&head);
     let stored = bytes.to_vec();
     let code = i32::from(status.as_u16());
-    guard.armed = false;
-    let saved = db::run(&state.pool, move |conn| {
+    let saved = db::run(&pool, move |conn| {
         diesel::update(ik::table.find((&owner, &key)))
             .set((
                 ik::state.eq("done"),
@@ -411,7 +407,7 @@ pub async fn idempotency(
     .await;
     if let Err(e) = saved {
         // The action ran; its response still goes out. A retry then finds the claim
-        // in progress until it is stale, rather than running the action twice.
+        // in progress until it is stale.
         tracing::warn!(error = %e, "could not store an idempotent response");
     }
     Ok(ServiceResponse::new(http_req, head.set_body(bytes)).map_into_boxed_body())
