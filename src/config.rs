@@ -151,9 +151,11 @@ impl WebhookArgs {
             retry_cap: parse_duration("WEBHOOK_RETRY_CAP", &self.webhook_retry_cap)?,
             max_age: parse_duration("WEBHOOK_MAX_AGE", &self.webhook_max_age)?,
             timeout,
-            // The lease outlives the longest attempt, so a slow one is never sent twice.
+            // A claim is one round of the worker's concurrent attempts, so every claimed
+            // delivery starts at once and the lease (over two timeouts) outlives it: a
+            // slow attempt is never claimed again by another process and sent twice.
             claim_lease: timeout * 2 + Duration::from_secs(60),
-            batch_size: 32,
+            batch_size: crate::webhooks::worker::CONCURRENCY as i64,
         })
     }
 }

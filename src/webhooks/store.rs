@@ -240,8 +240,19 @@ pub fn targets(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(String, St
         .load(conn)
 }
 
+/// Delivery `id` while still pending: a 410 from a sibling attempt may have failed it
+/// meanwhile, and that outcome stands.
+macro_rules! still_pending {
+    ($id:expr) => {
+        d::table
+            .find($id)
+            .filter(d::delivered_at.is_null())
+            .filter(d::failed_at.is_null())
+    };
+}
+
 pub fn mark_delivered(conn: &mut DbConn, id: i64, status: i32) -> QueryResult<usize> {
-    diesel::update(d::table.find(id))
+    diesel::update(still_pending!(id))
         .set((
             d::delivered_at.eq(Some(Utc::now().naive_utc())),
             d::locked_until.eq(None::<NaiveDateTime>),
@@ -262,7 +273,7 @@ pub fn mark_attempt_failed(
 ) -> QueryResult<usize> {
     let now = Utc::now().naive_utc();
     let error: String = error.chars().take(2000).collect();
-    diesel::update(d::table.find(id))
+    diesel::update(still_pending!(id))
         .set((
             d::attempts.eq(d::attempts + 1),
             d::last_status.eq(status),

@@ -16,7 +16,7 @@ use crate::db::{self, Pool};
 use crate::error::ApiError;
 
 /// Deliveries in flight at once.
-const CONCURRENCY: usize = 8;
+pub const CONCURRENCY: usize = 8;
 
 pub struct WebhookWorker {
     pool: Pool,
