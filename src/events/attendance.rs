@@ -50,19 +50,22 @@ pub fn answer(
     wanted: &'static str,
 ) -> Result<Stored, ApiError> {
     let event = lock_event(conn, event_id)?.ok_or(ApiError::NotFound)?;
-    // A co-organizer sees a draft: 409 below, as the organizer gets.
-    let viewer = super::store::viewer_for(conn, viewer, &event)?;
-    if !can_view(viewer, &event) {
-        return Err(ApiError::NotFound);
+    if event.status == DRAFT {
+        // Only a draft is hidden from some: a co-organizer sees it (409, as the organizer
+        // gets), anyone else does not (404). Whether the caller co-organizes costs a query,
+        // so only a draft asks.
+        let viewer = super::store::viewer_for(conn, viewer, &event)?;
+        return Err(if can_view(viewer, &event) {
+            ApiError::Conflict(
+                "This event is a draft; it takes answers once it is published.".into(),
+            )
+        } else {
+            ApiError::NotFound
+        });
     }
     if event.status == CANCELLED {
         return Err(ApiError::Conflict(
             "This event is cancelled; it takes no new answers.".into(),
-        ));
-    }
-    if event.status == DRAFT {
-        return Err(ApiError::Conflict(
-            "This event is a draft; it takes answers once it is published.".into(),
         ));
     }
     let previous: Option<(String, Option<i64>)> = attendances::table
@@ -83,10 +86,16 @@ pub fn answer(
         },
         (wanted, _) => (wanted, None),
     };
-    upsert(conn, event_id, user_id, status, seq)?;
     let old_status = previous.as_ref().map(|(s, _)| s.as_str());
-    crate::webhooks::attendance_changed(conn, &event, user_id, old_status, status)?;
-    let left_a_seat = previous.as_ref().is_some_and(|(s, _)| s == GOING) && status != GOING;
+    // The same answer again changes nothing: no write, no webhook, no sync stamp.
+    let changed = old_status != Some(status);
+    if changed {
+        upsert(conn, event_id, user_id, status, seq)?;
+        crate::webhooks::attendance_changed(conn, &event, user_id, old_status, status)?;
+        // The event's counts changed: a sync must return it again.
+        super::sync::touch(conn, &[event_id])?;
+    }
+    let left_a_seat = old_status == Some(GOING) && status != GOING;
     let promoted = left_a_seat && promote(conn, &event)? > 0;
     let position = match seq {
         Some(seq) if status == WAITLISTED => Some(
@@ -99,8 +108,6 @@ pub fn answer(
         ),
         _ => None,
     };
-    // The event's counts changed: a sync must return it again.
-    super::sync::touch(conn, &[event_id])?;
     Ok(Stored {
         status,
         position,
