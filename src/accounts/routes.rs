@@ -308,10 +308,8 @@ pub(crate) async fn delete_me(
             // The seats they held at full events go to those waiting, in the same transaction.
             let seats = crate::events::attendance::seats_held_by(conn, id)?;
             // Their events lose their organizer, the others an answer: all changed.
-            let changed = crate::events::sync::events_of_user(conn, id)?;
+            crate::events::sync::touch_events_of(conn, id)?;
             store::delete(conn, id)?;
-            let changed: Vec<&str> = changed.iter().map(String::as_str).collect();
-            crate::events::sync::touch(conn, &changed)?;
             let mut promoted = 0;
             for event_id in seats {
                 if let Some(event) = crate::events::attendance::lock_event(conn, &event_id)? {

@@ -213,6 +213,9 @@ pub(crate) async fn add(
                     }
                     e => e.into(),
                 })?;
+            // The new co-organizer now lists a draft or unlisted event: their sync must
+            // return it, as a full list would.
+            super::sync::touch(conn, &[&id])?;
             Ok(added)
         })
     })
@@ -260,6 +263,7 @@ pub(crate) async fn remove(
             if n == 0 {
                 return Err(ApiError::NotFound);
             }
+            super::sync::touch(conn, &[&id])?;
             Ok(())
         })
     })

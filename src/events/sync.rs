@@ -47,41 +47,47 @@ pub fn format_time(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// Sets `updated_at` of the events `$target` selects: PostgreSQL's stamp (see
+/// `PG_STAMP`), or the clock on SQLite, where this writer holds the only write lock.
+macro_rules! stamp {
+    ($conn:expr, $target:expr) => {
+        match $conn {
+            DbConn::Postgres(c) => diesel::update($target)
+                .set(events::updated_at.eq(sql::<Timestamp>(PG_STAMP)))
+                .execute(c)?,
+            DbConn::Sqlite(c) => diesel::update($target)
+                .set(events::updated_at.eq(now_micros()))
+                .execute(c)?,
+        }
+    };
+}
+
 /// Marks events as changed now (their row or their attendances). Call in the write
 /// transaction, after the change's own writes.
 pub fn touch(conn: &mut DbConn, ids: &[&str]) -> QueryResult<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let target = events::table.filter(events::id.eq_any(ids));
-    match conn {
-        DbConn::Postgres(c) => diesel::update(target)
-            .set(events::updated_at.eq(sql::<Timestamp>(PG_STAMP)))
-            .execute(c)?,
-        DbConn::Sqlite(c) => diesel::update(target)
-            .set(events::updated_at.eq(now_micros()))
-            .execute(c)?,
-    };
+    stamp!(conn, events::table.filter(events::id.eq_any(ids)));
     Ok(())
 }
 
-/// The events a user organizes or has answered: deleting the user changes them all
-/// (organizer becomes null; counts drop). Read before the delete.
-pub fn events_of_user(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<String>> {
+/// Marks as changed every event a user organizes or has answered: deleting the user
+/// changes them all (the organizer becomes null, counts drop). One statement, before the
+/// delete (the answers go with the user), whatever the number of events.
+pub fn touch_events_of(conn: &mut DbConn, user_id: i64) -> QueryResult<()> {
     use crate::db::schema::attendances;
-    let mut ids: Vec<String> = events::table
-        .filter(events::organizer_id.eq(user_id))
-        .select(events::id)
-        .load(conn)?;
-    ids.extend(
-        attendances::table
-            .filter(attendances::user_id.eq(user_id))
-            .select(attendances::event_id)
-            .load::<String>(conn)?,
+    stamp!(
+        conn,
+        events::table.filter(
+            events::organizer_id.eq(user_id).or(events::id.eq_any(
+                attendances::table
+                    .filter(attendances::user_id.eq(user_id))
+                    .select(attendances::event_id),
+            ))
+        )
     );
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    Ok(())
 }
 
 /// The oldest change time still answerable: tombstones before it may be gone.

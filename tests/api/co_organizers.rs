@@ -18,7 +18,49 @@ on_both_backends!(
     staff_manage_co_organizers,
     deleting_the_account_removes_the_row,
     at_most_twenty,
+    a_new_co_organizer_syncs_the_draft,
 );
+
+/// Becoming a co-organizer makes a draft listable: a sync from before must return it, as
+/// a full list would.
+async fn a_new_co_organizer_syncs_the_draft(app: TestApp) {
+    let (_, ada) = app.user("ada").await;
+    let (bob_id, bob) = app.user("bob").await;
+    let draft = app
+        .create_event(
+            &ada,
+            json!({"name": "Plans", "date": "2026-12-01", "status": "draft"}),
+        )
+        .await;
+    let id = draft["id"].as_str().unwrap().to_string();
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let synced = |r: &Resp| -> Vec<String> {
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = app
+        .get(&format!("/api/events/?updated_since={since}"), Some(&bob))
+        .await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.text);
+    assert!(synced(&before).is_empty());
+    let cursor = before.header("x-sync-cursor").unwrap().to_string();
+    assert_eq!(
+        add(&app, &ada, &id, bob_id).await.status,
+        StatusCode::CREATED
+    );
+    let after = app
+        .get(
+            &format!("/api/events/?updated_since={}", cursor.replace('+', "%2B")),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(synced(&after), vec![id], "{}", after.text);
+}
 
 fn path(id: &str) -> String {
     format!("/api/events/{id}/co_organizers/")
