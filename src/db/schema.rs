@@ -180,6 +180,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_tombstone_viewers (user_id, event_id) {
+        event_id -> Text,
+        user_id -> BigInt,
+    }
+}
+
 diesel::joinable!(events -> users (organizer_id));
 diesel::joinable!(co_organizers -> events (event_id));
 diesel::joinable!(co_organizers -> users (user_id));
@@ -206,5 +213,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     co_organizers,
     webhooks,
     webhook_deliveries,
-    event_tombstones
+    event_tombstones,
+    event_tombstone_viewers
 );

@@ -313,7 +313,16 @@ pub fn deleted_since(
     }
     if !viewer.is_staff {
         query = match viewer.id {
-            Some(id) => query.filter(t::listed.eq(true).or(t::organizer_id.eq(id))),
+            Some(id) => query.filter(
+                t::listed
+                    .eq(true)
+                    .or(t::organizer_id.eq(id))
+                    .or(t::event_id.eq_any(
+                        crate::db::schema::event_tombstone_viewers::table
+                            .filter(crate::db::schema::event_tombstone_viewers::user_id.eq(id))
+                            .select(crate::db::schema::event_tombstone_viewers::event_id),
+                    )),
+            ),
             None => query.filter(t::listed.eq(true)),
         };
     }

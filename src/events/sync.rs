@@ -123,6 +123,18 @@ pub fn bury(conn: &mut DbConn, event: &EventRow, retention: Duration) -> QueryRe
             .values((row, event_tombstones::deleted_at.eq(now_micros())))
             .execute(c)?,
     };
+    if !event.is_listed() {
+        // Its co-organizers listed it too; their rows go with the event.
+        use crate::db::schema::{co_organizers, event_tombstone_viewers as viewers};
+        diesel::insert_into(viewers::table)
+            .values(
+                co_organizers::table
+                    .filter(co_organizers::event_id.eq(&event.id))
+                    .select((co_organizers::event_id, co_organizers::user_id)),
+            )
+            .into_columns((viewers::event_id, viewers::user_id))
+            .execute(conn)?;
+    }
     Ok(())
 }
 

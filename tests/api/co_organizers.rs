@@ -59,7 +59,36 @@ async fn a_new_co_organizer_syncs_the_draft(app: TestApp) {
             Some(&bob),
         )
         .await;
-    assert_eq!(synced(&after), vec![id], "{}", after.text);
+    assert_eq!(synced(&after), vec![id.clone()], "{}", after.text);
+    // Deleted, it leaves a tombstone for the co-organizer, whose copy holds it.
+    let cursor = after.header("x-sync-cursor").unwrap().to_string();
+    let r = app
+        .send(
+            Method::DELETE,
+            &format!("/api/events/{id}/"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let gone = app
+        .get(
+            &format!("/api/events/?updated_since={}", cursor.replace('+', "%2B")),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(gone.body.as_array().map(Vec::len), Some(1), "{}", gone.text);
+    assert_eq!(gone.body[0]["id"], json!(id));
+    assert_eq!(gone.body[0]["deleted"], json!(true));
+    // Nobody else hears of the draft.
+    let (_, carol) = app.user("carol").await;
+    let other = app
+        .get(
+            &format!("/api/events/?updated_since={}", cursor.replace('+', "%2B")),
+            Some(&carol),
+        )
+        .await;
+    assert_eq!(other.body, json!([]), "{}", other.text);
 }
 
 fn path(id: &str) -> String {
