@@ -38,6 +38,8 @@ pub struct Stored {
     pub position: Option<i64>,
     /// Someone was promoted from the waitlist: the mail sender has work.
     pub promoted: bool,
+    /// Webhook deliveries were queued: the webhook worker has work.
+    pub hooked: bool,
 }
 
 /// Records `user_id`'s answer `wanted` (one of the three a client may give). Call inside
@@ -89,9 +91,11 @@ pub fn answer(
     let old_status = previous.as_ref().map(|(s, _)| s.as_str());
     // The same answer again changes nothing: no write, no webhook, no sync stamp.
     let changed = old_status != Some(status);
+    let mut hooked = false;
     if changed {
         upsert(conn, event_id, user_id, status, seq)?;
-        crate::webhooks::attendance_changed(conn, &event, user_id, old_status, status)?;
+        hooked =
+            crate::webhooks::attendance_changed(conn, &event, user_id, old_status, status)? > 0;
         // The event's counts changed: a sync must return it again.
         super::sync::touch(conn, &[event_id])?;
     }
@@ -112,6 +116,8 @@ pub fn answer(
         status,
         position,
         promoted,
+        // A promotion may have queued `waitlist.promoted` deliveries too.
+        hooked: hooked || promoted,
     })
 }
 

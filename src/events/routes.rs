@@ -215,20 +215,22 @@ pub(crate) async fn create(
     let shown = row.show(Some(organizer_ref), viewer, AttendanceCounts::default());
     let hooked = shown.clone();
     let organizer_id = organizer.id;
-    db::run(&state.pool, move |conn| {
+    let queued = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
             store::insert(conn, &NewEvent::of(&stored, sync::now_micros()))?;
             // Stamped again with the clock the sync cursor is taken on (PostgreSQL's).
             sync::touch(conn, &[&stored.id])?;
             reschedule(conn, &stored)?;
             outbox::enqueue(conn, &mail)?;
-            webhooks::event_created(conn, &hooked, organizer_id)?;
-            Ok::<_, ApiError>(())
+            let queued = webhooks::event_created(conn, &hooked, organizer_id)?;
+            Ok::<_, ApiError>(queued)
         })
     })
     .await?;
     state.mail_wake.notify_one();
-    state.webhook_wake.notify_one();
+    if queued > 0 {
+        state.webhook_wake.notify_one();
+    }
     tracing::info!(event_id = %shown.id, organizer_id, "event created");
     Ok(HttpResponse::Created().json(shown))
 }
@@ -443,7 +445,7 @@ async fn update(
     let user = user.0;
     let validated = read_body(body.0, partial, false);
     let caller = user.clone();
-    let (detail, mailed) = db::run(&state.pool, move |conn| {
+    let (detail, mailed, hooked) = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
             let old = attendance::lock_event(conn, &id)?.ok_or(ApiError::NotFound)?;
             let viewer = store::viewer_for(conn, Viewer::of(Some(&caller)), &old)?;
@@ -479,24 +481,27 @@ async fn update(
                 mailed = true;
             }
             // More seats, no limit any more, or published again: the waitlist moves up.
-            if old.capacity != new.capacity || old.status != new.status {
-                mailed |= attendance::promote(conn, &new)? > 0;
-            }
+            let promoted = (old.capacity != new.capacity || old.status != new.status)
+                && attendance::promote(conn, &new)? > 0;
+            mailed |= promoted;
             sync::touch(conn, &[&id])?;
             // The event as stored, as the caller would now GET it: the response is its
             // event part, and the ETag is the detail's, so the next change can chain on.
             let (event, organizer) = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
             let attendances = store::attendances_of(conn, &id)?;
             let detail = render_detail(event, organizer, attendances, viewer);
-            webhooks::event_updated(conn, &old, &new, &detail.event)?;
-            Ok((detail, mailed))
+            // Promotions may have queued `waitlist.promoted` deliveries as well.
+            let hooked = webhooks::event_updated(conn, &old, &new, &detail.event)? > 0 || promoted;
+            Ok((detail, mailed, hooked))
         })
     })
     .await?;
     if mailed {
         state.mail_wake.notify_one();
     }
-    state.webhook_wake.notify_one();
+    if hooked {
+        state.webhook_wake.notify_one();
+    }
     tracing::info!(event_id = %detail.event.id, user_id = user.id, "event updated");
     let etag = tagged(&detail)?.1;
     Ok(HttpResponse::Ok()
@@ -535,7 +540,7 @@ pub(crate) async fn delete(
     let caller = user.clone();
     let deleted_id = id.clone();
     let retention = state.settings.tombstone_retention;
-    db::run(&state.pool, move |conn| {
+    let queued = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
             // Locked, so that no change slips in between the If-Match check and the delete.
             let event = attendance::lock_event(conn, &id)?.ok_or(ApiError::NotFound)?;
@@ -548,14 +553,16 @@ pub(crate) async fn delete(
                 return Err(ApiError::PermissionDenied);
             }
             check_if_match(conn, if_match.as_ref(), &event, viewer)?;
-            webhooks::event_deleted(conn, &event)?;
+            let queued = webhooks::event_deleted(conn, &event)?;
             sync::bury(conn, &event, retention)?;
             store::delete(conn, &id)?;
-            Ok(())
+            Ok(queued)
         })
     })
     .await?;
-    state.webhook_wake.notify_one();
+    if queued > 0 {
+        state.webhook_wake.notify_one();
+    }
     tracing::info!(event_id = %deleted_id, user_id = user.id, "event deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -613,7 +620,9 @@ pub(crate) async fn change_attendee_status(
     if stored.promoted {
         state.mail_wake.notify_one();
     }
-    state.webhook_wake.notify_one();
+    if stored.hooked {
+        state.webhook_wake.notify_one();
+    }
     let mut body = json!({
         "user": {"id": user.id, "username": user.username, "email": user.email},
         "status": stored.status,

@@ -80,7 +80,7 @@ fn queue(
     event_type: &str,
     event_id: &str,
     data: &serde_json::Value,
-) -> QueryResult<()> {
+) -> QueryResult<usize> {
     let now = Utc::now();
     for webhook_id in endpoints {
         let payload = json!({
@@ -98,21 +98,21 @@ fn queue(
             now.naive_utc(),
         )?;
     }
-    Ok(())
+    Ok(endpoints.len())
 }
 
 /// Queues `event_type` for the organizer's endpoints, building the data only when someone
-/// listens.
+/// listens. Returns the deliveries queued: the caller wakes the worker only for some.
 fn emit<T: Serialize>(
     conn: &mut DbConn,
     organizer_id: Option<i64>,
     event_type: &str,
     event_id: &str,
     data: impl FnOnce(&mut DbConn) -> QueryResult<T>,
-) -> QueryResult<()> {
+) -> QueryResult<usize> {
     let endpoints = subscribers(conn, organizer_id, event_type)?;
     if endpoints.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let data = serde_json::to_value(data(conn)?).unwrap_or_default();
     queue(conn, &endpoints, event_type, event_id, &data)
@@ -133,7 +133,7 @@ fn event_out(conn: &mut DbConn, event: &EventRow) -> QueryResult<EventOut> {
 }
 
 /// `event.created`, with the event as the create answered it. In the create's transaction.
-pub fn event_created(conn: &mut DbConn, event: &EventOut, organizer_id: i64) -> QueryResult<()> {
+pub fn event_created(conn: &mut DbConn, event: &EventOut, organizer_id: i64) -> QueryResult<usize> {
     emit(conn, Some(organizer_id), EVENT_CREATED, &event.id, |_| {
         Ok(event.clone())
     })
@@ -147,24 +147,24 @@ pub fn event_updated(
     old: &EventRow,
     new: &EventRow,
     shown: &EventOut,
-) -> QueryResult<()> {
+) -> QueryResult<usize> {
     if old == new {
-        return Ok(());
+        return Ok(0);
     }
-    emit(conn, new.organizer_id, EVENT_UPDATED, &new.id, |_| {
+    let mut queued = emit(conn, new.organizer_id, EVENT_UPDATED, &new.id, |_| {
         Ok(shown.clone())
     })?;
     if new.status == crate::events::types::CANCELLED && old.status != new.status {
-        emit(conn, new.organizer_id, EVENT_CANCELLED, &new.id, |_| {
+        queued += emit(conn, new.organizer_id, EVENT_CANCELLED, &new.id, |_| {
             Ok(shown.clone())
         })?;
     }
-    Ok(())
+    Ok(queued)
 }
 
 /// `event.deleted`, with the event as it was last. Call before the delete, in its
 /// transaction.
-pub fn event_deleted(conn: &mut DbConn, event: &EventRow) -> QueryResult<()> {
+pub fn event_deleted(conn: &mut DbConn, event: &EventRow) -> QueryResult<usize> {
     emit(conn, event.organizer_id, EVENT_DELETED, &event.id, |conn| {
         event_out(conn, event)
     })
@@ -185,9 +185,9 @@ pub fn attendance_changed(
     user_id: i64,
     old_status: Option<&str>,
     new_status: &str,
-) -> QueryResult<()> {
+) -> QueryResult<usize> {
     if old_status == Some(new_status) {
-        return Ok(());
+        return Ok(0);
     }
     emit(
         conn,
@@ -215,13 +215,13 @@ pub fn waitlist_promoted(
     conn: &mut DbConn,
     event: &EventRow,
     attendance_ids: &[i64],
-) -> QueryResult<()> {
+) -> QueryResult<usize> {
     if attendance_ids.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let endpoints = subscribers(conn, event.organizer_id, WAITLIST_PROMOTED)?;
     if endpoints.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let promoted: Vec<(i64, String)> = attendances::table
         .inner_join(users::table)
@@ -229,6 +229,7 @@ pub fn waitlist_promoted(
         .order(attendances::id.asc())
         .select((users::id, users::username))
         .load(conn)?;
+    let mut queued = 0;
     for (id, username) in promoted {
         let data = json!({
             "event_id": event.id,
@@ -236,9 +237,9 @@ pub fn waitlist_promoted(
             "old_status": crate::events::types::WAITLISTED,
             "new_status": "Going",
         });
-        queue(conn, &endpoints, WAITLIST_PROMOTED, &event.id, &data)?;
+        queued += queue(conn, &endpoints, WAITLIST_PROMOTED, &event.id, &data)?;
     }
-    Ok(())
+    Ok(queued)
 }
 
 #[cfg(test)]
