@@ -162,9 +162,20 @@ pub fn search_terms(raw: Option<&str>, errors: &mut FieldErrors) -> Vec<String> 
 /// `limit` (default 100, capped at 1000, as DRF caps at `max_limit`) and `offset`;
 /// problems are recorded under their names.
 pub fn paging(limit: Option<&str>, offset: Option<&str>, errors: &mut FieldErrors) -> (i64, i64) {
+    paging_within(limit, offset, errors, DEFAULT_LIMIT, MAX_LIMIT)
+}
+
+/// `paging` with another default and cap (a delivery log pages by 50, up to 200).
+pub fn paging_within(
+    limit: Option<&str>,
+    offset: Option<&str>,
+    errors: &mut FieldErrors,
+    default: i64,
+    max: i64,
+) -> (i64, i64) {
     let limit = limit
         .and_then(|raw| integer(errors, "limit", raw, 1))
-        .map_or(DEFAULT_LIMIT, |n| n.min(MAX_LIMIT));
+        .map_or(default, |n| n.min(max));
     let offset = offset
         .and_then(|raw| integer(errors, "offset", raw, 0))
         .unwrap_or(0);

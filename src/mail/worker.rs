@@ -54,13 +54,15 @@ pub struct MailWorker {
 /// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped, with ±25 % jitter
 /// so that many failed mails do not retry in lockstep.
 pub fn backoff(settings: &MailSettings, attempts: i32) -> Duration {
+    jittered_backoff(settings.retry_base, settings.retry_cap, attempts)
+}
+
+/// base × 2^(attempts − 1), capped, ±25 % jitter: the mail and webhook queues' schedule.
+pub fn jittered_backoff(base: Duration, cap: Duration, attempts: i32) -> Duration {
     let exp = attempts.clamp(1, 30) as u32 - 1;
-    let raw = settings
-        .retry_base
-        .saturating_mul(2u32.saturating_pow(exp))
-        .min(settings.retry_cap);
+    let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(cap);
     let jitter = rand::rng().random_range(0.75..=1.25);
-    raw.mul_f64(jitter).min(settings.retry_cap)
+    raw.mul_f64(jitter).min(cap)
 }
 
 /// Builds the SMTP transport from `SMTP_URL` (lettre's URL form: `smtp://`, `smtps://`,

@@ -246,10 +246,9 @@ fn read_events(input: &mut Input, required: bool) -> Option<Vec<String>> {
     Some(events)
 }
 
+/// A malformed id is as unknown as a missing one, as for events.
 fn webhook_id(raw: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(raw)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ApiError::NotFound)
+    crate::events::routes::event_id(raw)
 }
 
 fn new_secret() -> String {
@@ -463,27 +462,20 @@ pub(crate) async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `limit` (1–200, default 50) and `offset` (≥ 0).
+/// `limit` (default 50, capped at 200) and `offset`, read and reported as the event list
+/// reads them.
 fn paging(req: &HttpRequest) -> Result<(i64, i64), ApiError> {
     let pairs = query_pairs(req);
     let mut errors = crate::error::FieldErrors::new();
-    let mut read = |name: &str, default: i64, min: i64, max: i64| match last_param(&pairs, name) {
-        None => default,
-        Some(raw) => match raw.trim().parse::<i64>() {
-            Ok(n) if (min..=max).contains(&n) => n,
-            _ => {
-                errors.insert(
-                    name.to_string(),
-                    serde_json::json!([format!("A whole number from {min} to {max} is required.")]),
-                );
-                default
-            }
-        },
-    };
-    let limit = read("limit", 50, 1, 200);
-    let offset = read("offset", 0, 0, i64::from(i32::MAX));
+    let paging = crate::events::listing::paging_within(
+        last_param(&pairs, "limit"),
+        last_param(&pairs, "offset"),
+        &mut errors,
+        50,
+        200,
+    );
     if errors.is_empty() {
-        Ok((limit, offset))
+        Ok(paging)
     } else {
         Err(ApiError::Validation(errors))
     }
@@ -498,7 +490,7 @@ fn paging(req: &HttpRequest) -> Result<(i64, i64), ApiError> {
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "The webhook's UUID"),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Page size, default 50"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 50, capped at 200"),
         ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Rows to skip"),
     ),
     responses(

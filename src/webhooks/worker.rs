@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 use futures_util::StreamExt;
-use rand::Rng;
 use tokio::sync::{Notify, watch};
 
 use super::store::{self, Claimed};
@@ -28,13 +27,7 @@ pub struct WebhookWorker {
 /// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped, ±25 % jitter so
 /// that an endpoint coming back is not hit by every retry at once.
 pub fn backoff(settings: &WebhookSettings, attempts: i32) -> Duration {
-    let exp = attempts.clamp(1, 30) as u32 - 1;
-    let raw = settings
-        .retry_base
-        .saturating_mul(2u32.saturating_pow(exp))
-        .min(settings.retry_cap);
-    raw.mul_f64(rand::rng().random_range(0.75..=1.25))
-        .min(settings.retry_cap)
+    crate::mail::worker::jittered_backoff(settings.retry_base, settings.retry_cap, attempts)
 }
 
 /// How one attempt ended.
