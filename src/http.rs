@@ -7,8 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::web::{self, Bytes};
@@ -134,12 +134,30 @@ pub fn last_param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a s
 }
 
 /// A resource at `path` and at `path` + `/`: both forms answer, with no redirect. Methods
-/// it does not route get DRF's 405 with an `Allow` header.
-pub fn resource(path: &str, allow: &'static [Method]) -> Resource {
+/// it does not route get DRF's 405 with an `Allow` header. `Idempotency-Key` is honoured on
+/// the POST and PATCH it routes (src/idempotency.rs): the key is handled only once the
+/// router has matched the request, so a 404 or a 405 never claims one.
+pub fn resource(
+    path: &str,
+    allow: &'static [Method],
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     let trimmed = path.trim_end_matches('/').to_string();
     register_route(path, allow);
-    web::resource([trimmed.clone(), format!("{trimmed}/")]).default_service(web::to(
-        move |req: HttpRequest| async move {
+    web::resource([trimmed.clone(), format!("{trimmed}/")])
+        .wrap(actix_web::middleware::from_fn(
+            move |req: ServiceRequest, next: actix_web::middleware::Next<BoxBody>| {
+                crate::idempotency::idempotency(allow, req, next)
+            },
+        ))
+        .default_service(web::to(move |req: HttpRequest| async move {
             let allowed = allow
                 .iter()
                 .map(Method::as_str)
@@ -152,8 +170,7 @@ pub fn resource(path: &str, allow: &'static [Method]) -> Resource {
                 response.headers_mut().insert(header::ALLOW, value);
             }
             response
-        },
-    ))
+        }))
 }
 
 /// Every route the app serves, as registered through `resource`: path → methods. The
@@ -173,45 +190,6 @@ fn register_route(path: &str, allow: &[Method]) {
 /// The routes registered so far (each app build registers all of them).
 pub fn registered_routes() -> std::collections::BTreeMap<String, Vec<String>> {
     ROUTES.lock().map(|r| r.clone()).unwrap_or_default()
-}
-
-/// Whether a route registered through `resource` serves `method` at `path` (with or
-/// without its trailing slash). Middleware that runs before the router uses it to leave
-/// a 404 or a 405 to the router.
-pub fn routes_method(path: &str, method: &Method) -> bool {
-    let path = path.trim_end_matches('/');
-    let method = method.as_str().to_lowercase();
-    ROUTES.lock().is_ok_and(|routes| {
-        // A literal route wins over a parameter that would also match it, as in the router
-        // (`/api/users/password_reset/` is not `/api/users/{id}/`).
-        let matching: Vec<_> = routes
-            .iter()
-            .filter(|(pattern, _)| pattern_matches(pattern, path))
-            .map(|(pattern, methods)| (pattern.matches('{').count(), methods))
-            .collect();
-        let fewest = matching.iter().map(|(params, _)| *params).min();
-        matching
-            .iter()
-            .any(|(params, methods)| Some(*params) == fewest && methods.contains(&method))
-    })
-}
-
-/// `/api/events/{id}/ics/` against `/api/events/0b6f…/ics`: a `{name}` stands for a
-/// non-empty part of one segment (`{token}.ics` keeps its literal suffix).
-fn pattern_matches(pattern: &str, path: &str) -> bool {
-    let pattern: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
-    let path: Vec<&str> = path.split('/').collect();
-    pattern.len() == path.len()
-        && pattern.iter().zip(&path).all(|(p, s)| match p.find('{') {
-            None => p == s,
-            Some(start) => {
-                let (prefix, rest) = p.split_at(start);
-                let suffix = rest.find('}').map_or("", |end| &rest[end + 1..]);
-                s.len() > prefix.len() + suffix.len()
-                    && s.starts_with(prefix)
-                    && s.ends_with(suffix)
-            }
-        })
 }
 
 /// The JSON 404 for any path no route matches.
@@ -362,26 +340,6 @@ pub async fn log_requests(
 }
 
 static QUERY_COUNT: header::HeaderName = header::HeaderName::from_static("x-query-count");
-
-#[cfg(test)]
-mod route_tests {
-    use super::pattern_matches;
-
-    #[test]
-    fn patterns_match_one_segment_per_parameter() {
-        assert!(pattern_matches("/api/events/{id}/", "/api/events/abc"));
-        assert!(pattern_matches(
-            "/api/calendar/{token}.ics",
-            "/api/calendar/xyz.ics"
-        ));
-        assert!(!pattern_matches(
-            "/api/calendar/{token}.ics",
-            "/api/calendar/.ics"
-        ));
-        assert!(!pattern_matches("/api/events/{id}/", "/api/events/abc/ics"));
-        assert!(!pattern_matches("/api/events/", "/api/users"));
-    }
-}
 
 #[cfg(test)]
 mod tests {

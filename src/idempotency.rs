@@ -286,15 +286,17 @@ fn replay(status: i32, headers: &str, body: Vec<u8>) -> HttpResponse {
 }
 
 /// The middleware: requests without the header, or not POST/PATCH, pass untouched.
+/// Each resource's middleware (`http::resource`); `allow` is what the resource routes. A
+/// method it does not route is its 405, never a claim, so that the key stays free for the
+/// request it was meant for.
 pub async fn idempotency(
+    allow: &'static [Method],
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    // A method the route does not serve, or no route at all, is the router's 405 or 404:
-    // never a claim, so that the key stays free for the request it was meant for.
     let keyed = matches!(*req.method(), Method::POST | Method::PATCH)
-        && req.headers().contains_key(HEADER)
-        && crate::http::routes_method(req.path(), req.method());
+        && allow.contains(req.method())
+        && req.headers().contains_key(HEADER);
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let (true, Some(state)) = (keyed, state) else {
         return Ok(next.call(req).await?.map_into_boxed_body());

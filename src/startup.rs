@@ -19,9 +19,7 @@ use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::mail::worker::MailWorker;
 use crate::webhooks::worker::WebhookWorker;
-use crate::{
-    accounts, admin, calendar, events, health, http, idempotency, mail, openapi, webhooks,
-};
+use crate::{accounts, admin, calendar, events, health, http, mail, openapi, webhooks};
 
 /// What every handler can reach, shared across workers.
 pub struct AppState {
@@ -194,8 +192,6 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(http::payload_config())
                 .wrap(middleware::from_fn(limit_password_hashing))
-                // Outside the hashing limit: a replay does not wait for a hashing slot.
-                .wrap(middleware::from_fn(idempotency::idempotency))
                 .wrap(middleware::from_fn(http::security_headers))
                 .wrap(http::cors(&cors_origins))
                 .wrap(ErrorHandlers::new().default_handler(http::json_errors))
