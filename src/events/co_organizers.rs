@@ -8,11 +8,10 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use super::attendance;
-use super::permissions::{can_edit, can_view};
+use super::permissions::can_edit;
 use super::routes::event_id;
 use super::store;
-use super::types::{EventRow, Viewer};
+use super::types::Viewer;
 use crate::accounts::extract::{AuthUser, MaybeUser};
 use crate::accounts::types::{User, UserOut, UserRef};
 use crate::db::schema::{co_organizers, users};
@@ -54,17 +53,6 @@ fn users_of(conn: &mut DbConn, event_id: &str) -> QueryResult<Vec<UserRef>> {
         .load(conn)
 }
 
-/// The event as `viewer` may see it (404 otherwise), and the viewer as they stand to it.
-fn visible(conn: &mut DbConn, id: &str, viewer: Viewer) -> Result<(EventRow, Viewer), ApiError> {
-    let event = attendance::lock_event(conn, id)?.ok_or(ApiError::NotFound)?;
-    let viewer = store::viewer_for(conn, viewer, &event)?;
-    if can_view(viewer, &event) {
-        Ok((event, viewer))
-    } else {
-        Err(ApiError::NotFound)
-    }
-}
-
 #[utoipa::path(
     get,
     operation_id = "list_co_organizers",
@@ -90,11 +78,7 @@ pub(crate) async fn list(
     let id = event_id(&path)?;
     let viewer = Viewer::of(viewer.0.as_ref());
     let body: Vec<UserOut> = db::run(&state.pool, move |conn| {
-        let event = store::find(conn, &id)?.ok_or(ApiError::NotFound)?.0;
-        let viewer = store::viewer_for(conn, viewer, &event)?;
-        if !can_view(viewer, &event) {
-            return Err(ApiError::NotFound);
-        }
+        let (event, viewer) = store::visible_event(conn, &id, viewer, false)?;
         Ok(users_of(conn, &id)?
             .into_iter()
             .map(|u| {
@@ -159,7 +143,7 @@ pub(crate) async fn add(
     let added = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
             // Locked: two adds at once cannot both pass the limit.
-            let (event, _) = visible(conn, &id, Viewer::of(Some(&caller)))?;
+            let (event, _) = store::visible_event(conn, &id, Viewer::of(Some(&caller)), true)?;
             if !can_edit(&caller, event.organizer_id) {
                 return Err(ApiError::PermissionDenied);
             }
@@ -255,7 +239,7 @@ pub(crate) async fn remove(
     let caller: User = user.0;
     db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
-            let (event, _) = visible(conn, &id, Viewer::of(Some(&caller)))?;
+            let (event, _) = store::visible_event(conn, &id, Viewer::of(Some(&caller)), true)?;
             if !can_edit(&caller, event.organizer_id) && caller.id != user_id {
                 return Err(ApiError::PermissionDenied);
             }

@@ -9,7 +9,7 @@ use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use diesel::prelude::*;
 
-use super::permissions::{can_change, can_view};
+use super::permissions::can_change;
 use super::routes::event_id;
 use super::store;
 use super::types::{Viewer, WAITLISTED};
@@ -127,11 +127,7 @@ pub(crate) async fn attendees_csv(
     let user = user.0;
     let lookup = id.clone();
     let rows = db::run(&state.pool, move |conn| {
-        let (event, _) = store::find(conn, &lookup)?.ok_or(ApiError::NotFound)?;
-        let viewer = store::viewer_for(conn, Viewer::of(Some(&user)), &event)?;
-        if !can_view(viewer, &event) {
-            return Err(ApiError::NotFound);
-        }
+        let (event, viewer) = store::visible_event(conn, &lookup, Viewer::of(Some(&user)), false)?;
         if !can_change(viewer, event.organizer_id) {
             return Err(ApiError::PermissionDenied);
         }

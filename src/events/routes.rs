@@ -447,11 +447,7 @@ async fn update(
     let caller = user.clone();
     let (detail, mailed, hooked) = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
-            let old = attendance::lock_event(conn, &id)?.ok_or(ApiError::NotFound)?;
-            let viewer = store::viewer_for(conn, Viewer::of(Some(&caller)), &old)?;
-            if !can_view(viewer, &old) {
-                return Err(ApiError::NotFound);
-            }
+            let (old, viewer) = store::visible_event(conn, &id, Viewer::of(Some(&caller)), true)?;
             // Co-organizers change the event as its organizer does (never who that is).
             if !can_change(viewer, old.organizer_id) {
                 return Err(ApiError::PermissionDenied);
@@ -543,11 +539,7 @@ pub(crate) async fn delete(
     let queued = db::run(&state.pool, move |conn| {
         db::write_tx(conn, |conn| {
             // Locked, so that no change slips in between the If-Match check and the delete.
-            let event = attendance::lock_event(conn, &id)?.ok_or(ApiError::NotFound)?;
-            let viewer = store::viewer_for(conn, Viewer::of(Some(&caller)), &event)?;
-            if !can_view(viewer, &event) {
-                return Err(ApiError::NotFound);
-            }
+            let (event, viewer) = store::visible_event(conn, &id, Viewer::of(Some(&caller)), true)?;
             // Co-organizers see a draft (so 403, not 404) but may not delete it.
             if !can_edit(&caller, event.organizer_id) {
                 return Err(ApiError::PermissionDenied);
@@ -601,10 +593,7 @@ pub(crate) async fn change_attendee_status(
             // An unknown event is a 404 before any problem with the body, as in DRF.
             let check = id.clone();
             let visible = db::run(&state.pool, move |conn| {
-                Ok(match store::find(conn, &check)? {
-                    Some((e, _)) => can_view(store::viewer_for(conn, viewer, &e)?, &e),
-                    None => false,
-                })
+                Ok(store::visible_event(conn, &check, viewer, false).is_ok())
             })
             .await?;
             return Err(if visible { e } else { ApiError::NotFound });

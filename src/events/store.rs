@@ -103,6 +103,33 @@ pub fn viewer_for(conn: &mut DbConn, viewer: Viewer, event: &EventRow) -> QueryR
     })
 }
 
+/// Event `id` as `viewer` stands to it (co-organizer or not, from `viewer_for`), or 404 for
+/// an unknown event or a draft they may not see: the one way single-event requests start.
+/// `lock` takes the row for a change (PostgreSQL `FOR UPDATE`).
+pub fn visible_event(
+    conn: &mut DbConn,
+    id: &str,
+    viewer: Viewer,
+    lock: bool,
+) -> Result<(EventRow, Viewer), crate::error::ApiError> {
+    let event = if lock {
+        super::attendance::lock_event(conn, id)?
+    } else {
+        events::table
+            .find(id)
+            .select(EventRow::as_select())
+            .first(conn)
+            .optional()?
+    }
+    .ok_or(crate::error::ApiError::NotFound)?;
+    let viewer = viewer_for(conn, viewer, &event)?;
+    if super::permissions::can_view(viewer, &event) {
+        Ok((event, viewer))
+    } else {
+        Err(crate::error::ApiError::NotFound)
+    }
+}
+
 /// An event with its organizer, if it still has one.
 pub type EventWithOrganizer = (EventRow, Option<UserRef>);
 
